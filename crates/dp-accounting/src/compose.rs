@@ -9,8 +9,10 @@
 //! it. Mass truly below the window thus lands *higher* (a pessimistic move for privacy
 //! loss), and mass above it lands lower, which callers cover with an explicit tail bound.
 
-use realfft::RealFftPlanner;
+use std::sync::{Arc, Mutex};
+
 use realfft::num_complex::Complex;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 /// A mass function on consecutive integer indices starting at `offset`.
 #[derive(Clone, Debug)]
@@ -46,32 +48,36 @@ pub(crate) fn fast_len(n: usize) -> usize {
 /// (plus, by aliasing, at every index congruent to it modulo `n`). `n` must be even.
 pub(crate) fn compose(parts: &[(&GridPmf, u64)], lo: i64, n: usize) -> Vec<f64> {
     assert!(n >= 2 && n % 2 == 0, "transform length must be even");
-    let mut planner = RealFftPlanner::<f64>::new();
-    let forward = planner.plan_fft_forward(n);
-    let inverse = planner.plan_fft_inverse(n);
-    let mut spectrum_total: Option<Vec<Complex<f64>>> = None;
+    let (forward, inverse) = plans(n);
+    let modulus = n as i64;
     let mut buf = vec![0.0; n];
     let mut spec = forward.make_output_vec();
-    let modulus = n as i64;
+    let mut total: Option<Vec<Complex<f64>>> = None;
     for (pmf, count) in parts {
         buf.iter_mut().for_each(|v| *v = 0.0);
+        let start = pmf.offset.rem_euclid(modulus) as usize;
         for (k, &p) in pmf.probs.iter().enumerate() {
-            buf[(pmf.offset + k as i64).rem_euclid(modulus) as usize] += p;
+            let mut i = start + k;
+            if i >= n {
+                i %= n;
+            }
+            buf[i] += p;
         }
         forward
             .process(&mut buf, &mut spec)
             .expect("buffer sizes match the plan");
         power_in_place(&mut spec, *count);
-        match &mut spectrum_total {
-            None => spectrum_total = Some(spec.clone()),
-            Some(total) => total.iter_mut().zip(&spec).for_each(|(t, s)| *t *= s),
+        match &mut total {
+            None => total = Some(std::mem::take(&mut spec)),
+            Some(t) => t.iter_mut().zip(&spec).for_each(|(t, s)| *t *= s),
+        }
+        if spec.is_empty() {
+            spec = forward.make_output_vec();
         }
     }
-    let mut total = spectrum_total.unwrap_or_else(|| {
+    let mut total = total.unwrap_or_else(|| {
         // The empty composition: all mass at index 0.
-        let mut s = forward.make_output_vec();
-        s.iter_mut().for_each(|c| *c = Complex::new(1.0, 0.0));
-        s
+        vec![Complex::new(1.0, 0.0); n / 2 + 1]
     });
     // A real signal's spectrum has real DC and Nyquist terms; keep them exactly real.
     if let Some(first) = total.first_mut() {
@@ -83,28 +89,56 @@ pub(crate) fn compose(parts: &[(&GridPmf, u64)], lo: i64, n: usize) -> Vec<f64> 
     inverse
         .process(&mut total, &mut buf)
         .expect("buffer sizes match the plan");
+    // Element r of the window is index lo + r.
+    buf.rotate_left(lo.rem_euclid(modulus) as usize);
     let scale = 1.0 / n as f64;
-    (0..n)
-        .map(|r| buf[(lo + r as i64).rem_euclid(modulus) as usize] * scale)
-        .collect()
+    buf.iter_mut().for_each(|v| *v *= scale);
+    buf
 }
 
-/// Raises every element to the power `e` by binary exponentiation, bit by bit over the
-/// whole slice so the inner loops vectorise.
+type Plans = (Arc<dyn RealToComplex<f64>>, Arc<dyn ComplexToReal<f64>>);
+
+/// Forward and inverse plans of length `n`, from a small cache of recent lengths (a
+/// calibration queries the same lengths repeatedly; twiddle factors are costly to build).
+fn plans(n: usize) -> Plans {
+    static CACHE: Mutex<Vec<(usize, Plans)>> = Mutex::new(Vec::new());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pos) = cache.iter().position(|(len, _)| *len == n) {
+        let entry = cache.remove(pos);
+        let plans = entry.1.clone();
+        cache.push(entry);
+        return plans;
+    }
+    let mut planner = RealFftPlanner::<f64>::new();
+    let plans: Plans = (planner.plan_fft_forward(n), planner.plan_fft_inverse(n));
+    if cache.len() >= 4 {
+        cache.remove(0);
+    }
+    cache.push((n, plans.clone()));
+    plans
+}
+
+/// Raises every element to the power `e` by binary exponentiation, one cache-sized chunk at
+/// a time and bit by bit within the chunk, so the work stays in cache and vectorises.
 fn power_in_place(z: &mut [Complex<f64>], e: u64) {
     if e == 1 {
         return;
     }
-    let mut base = z.to_vec();
-    z.iter_mut().for_each(|v| *v = Complex::new(1.0, 0.0));
-    let mut e = e;
-    while e > 0 {
-        if e & 1 == 1 {
-            z.iter_mut().zip(&base).for_each(|(r, b)| *r *= b);
-        }
-        e >>= 1;
-        if e > 0 {
-            base.iter_mut().for_each(|b| *b = *b * *b);
+    const CHUNK: usize = 2048;
+    let mut base = [Complex::new(0.0, 0.0); CHUNK];
+    for chunk in z.chunks_mut(CHUNK) {
+        let base = &mut base[..chunk.len()];
+        base.copy_from_slice(chunk);
+        chunk.iter_mut().for_each(|v| *v = Complex::new(1.0, 0.0));
+        let mut e = e;
+        while e > 0 {
+            if e & 1 == 1 {
+                chunk.iter_mut().zip(base.iter()).for_each(|(r, b)| *r *= b);
+            }
+            e >>= 1;
+            if e > 0 {
+                base.iter_mut().for_each(|b| *b = *b * *b);
+            }
         }
     }
 }

@@ -153,6 +153,29 @@ impl SubsampledGaussian {
         }
     }
 
+    /// A loss range [t_lo, t_hi] outside which the privacy random variable of `direction`
+    /// has at most `eta` mass on each side: P(Y < t_lo) ≤ η and P(Y > t_hi) ≤ η.
+    pub(crate) fn loss_range(&self, direction: Direction, eta: f64) -> (f64, f64) {
+        let q = self.sample_rate;
+        let sigma = self.noise_multiplier;
+        let span = 40.0 * sigma + 1.0;
+        match direction {
+            Direction::Remove => {
+                let upper =
+                    |x: f64| (1.0 - q) * norm_sf(x / sigma) + q * norm_sf((x - 1.0) / sigma);
+                let lower =
+                    |x: f64| (1.0 - q) * norm_cdf(x / sigma) + q * norm_cdf((x - 1.0) / sigma);
+                let x_hi = bisect(|x| upper(x) <= eta, -span, span);
+                let x_lo = -bisect(|x| lower(-x) <= eta, -span, span);
+                (self.loss_at_output(x_lo), self.loss_at_output(x_hi))
+            }
+            Direction::Add => {
+                let x_hi = bisect(|x| norm_sf(x / sigma) <= eta, -span, span);
+                (-self.loss_at_output(x_hi), -self.loss_at_output(-x_hi))
+            }
+        }
+    }
+
     /// The density of the output X under the pair's first distribution (P for remove,
     /// μ₀ for add), used to integrate moments of the privacy loss.
     pub(crate) fn output_density(&self, direction: Direction, x: f64) -> f64 {
@@ -166,6 +189,23 @@ impl SubsampledGaussian {
             Direction::Add => phi(x / sigma),
         }
     }
+}
+
+/// The smallest x in [lo, hi] (to 1e-9·σ-ish precision) where the monotone predicate holds,
+/// returning the end where it is sure to hold.
+fn bisect(holds: impl Fn(f64) -> bool, mut lo: f64, mut hi: f64) -> f64 {
+    if holds(lo) {
+        return lo;
+    }
+    for _ in 0..80 {
+        let mid = 0.5 * (lo + hi);
+        if holds(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
 }
 
 #[cfg(test)]
@@ -217,6 +257,17 @@ mod tests {
         let r = m.delta_for_epsilon(Direction::Remove, 0.0);
         let a = m.delta_for_epsilon(Direction::Add, 0.0);
         assert!((r - a).abs() < 1e-15);
+    }
+
+    #[test]
+    fn loss_range_leaves_at_most_eta_outside() {
+        let m = SubsampledGaussian::new(0.01, 0.9).unwrap();
+        for d in Direction::BOTH {
+            let (lo, hi) = m.loss_range(d, 1e-20);
+            assert!(lo < hi);
+            assert!(m.loss_cdf_sf(d, lo).0 <= 1e-20 * (1.0 + 1e-9), "{d:?}");
+            assert!(m.loss_cdf_sf(d, hi).1 <= 1e-20 * (1.0 + 1e-9), "{d:?}");
+        }
     }
 
     #[test]

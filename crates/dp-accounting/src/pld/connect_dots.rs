@@ -11,25 +11,12 @@
 use crate::compose::GridPmf;
 use crate::mechanism::{Direction, SubsampledGaussian};
 
-/// How many noise standard deviations the loss grid spans on each side of the means; the
-/// Gaussian mass beyond is below 2e-33 and goes to +∞ (upper end) or is represented
-/// exactly by the interpolation down to ε = −∞ (lower end).
-const TAIL_SIGMAS: f64 = 12.0;
-
 /// The grid range [i_lo, i_hi] (in units of h) that the connect-the-dots distribution of
-/// one direction spans.
-pub(crate) fn grid_range(m: &SubsampledGaussian, dir: Direction, h: f64) -> (i64, i64) {
-    let s = m.noise_multiplier();
-    let (eps_lo, eps_hi) = match dir {
-        Direction::Remove => (
-            m.loss_at_output(-TAIL_SIGMAS * s),
-            m.loss_at_output(1.0 + TAIL_SIGMAS * s),
-        ),
-        Direction::Add => (
-            -m.loss_at_output(TAIL_SIGMAS * s),
-            -m.loss_at_output(-TAIL_SIGMAS * s),
-        ),
-    };
+/// one direction spans: the loss range outside which each tail holds at most `eta`. Any
+/// range is sound (mass above goes to +∞, mass below is folded into the lowest point by the
+/// exact chord); `eta` only trades grid size for tightness.
+pub(crate) fn grid_range(m: &SubsampledGaussian, dir: Direction, h: f64, eta: f64) -> (i64, i64) {
+    let (eps_lo, eps_hi) = m.loss_range(dir, eta);
     let lo = (eps_lo / h).floor() as i64;
     let hi = ((eps_hi / h).ceil() as i64).max(lo + 1);
     (lo, hi)
@@ -37,8 +24,13 @@ pub(crate) fn grid_range(m: &SubsampledGaussian, dir: Direction, h: f64) -> (i64
 
 /// The connect-the-dots distribution of one direction on the grid of mesh `h`, and its
 /// mass at +∞.
-pub(crate) fn connect_dots(m: &SubsampledGaussian, dir: Direction, h: f64) -> (GridPmf, f64) {
-    let (lo, hi) = grid_range(m, dir, h);
+pub(crate) fn connect_dots(
+    m: &SubsampledGaussian,
+    dir: Direction,
+    h: f64,
+    eta: f64,
+) -> (GridPmf, f64) {
+    let (lo, hi) = grid_range(m, dir, h, eta);
     let deltas: Vec<f64> = (lo..=hi)
         .map(|i| m.delta_for_epsilon(dir, i as f64 * h))
         .collect();
@@ -76,7 +68,7 @@ mod tests {
         let m = SubsampledGaussian::new(0.05, 0.9).unwrap();
         let h = 1e-2;
         for dir in Direction::BOTH {
-            let (pmf, inf_mass) = connect_dots(&m, dir, h);
+            let (pmf, inf_mass) = connect_dots(&m, dir, h, 1e-30);
             let d = DiscreteLoss {
                 lo_value: pmf.offset as f64 * h,
                 h,

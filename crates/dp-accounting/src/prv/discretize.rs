@@ -5,11 +5,11 @@
 use crate::compose::GridPmf;
 use crate::mechanism::{Direction, SubsampledGaussian};
 
-/// Noise standard deviations past which the Gaussian mass (< 1e-300) is ignored.
+/// Noise standard deviations past which the Gaussian mass (< 1e-300) is ignored when
+/// integrating moments.
 const SUPPORT_SIGMAS: f64 = 38.0;
 
-/// A discretised PRV: masses at `(offset + k)·h + shift`, and the mass of the continuous
-/// variable that fell outside the domain (conditioned away).
+/// A discretised PRV: masses at `(offset + k)·h + shift`.
 pub(crate) struct DiscretePrv {
     pub pmf: GridPmf,
     pub shift: f64,
@@ -24,19 +24,17 @@ fn output_support(m: &SubsampledGaussian, dir: Direction) -> (f64, f64) {
     }
 }
 
-/// The loss range [t_lo, t_hi] that carries mass.
-fn loss_support(m: &SubsampledGaussian, dir: Direction) -> (f64, f64) {
-    let (x_lo, x_hi) = output_support(m, dir);
-    match dir {
-        Direction::Remove => (m.loss_at_output(x_lo), m.loss_at_output(x_hi)),
-        Direction::Add => (-m.loss_at_output(x_hi), -m.loss_at_output(x_lo)),
-    }
-}
-
 /// Discretises the PRV of `m` in direction `dir` on the mesh `h` over the index domain
-/// `[-k, k]` (values `i·h`), bucket `i` holding the mass of `(i·h − h/2, i·h + h/2]`.
-pub(crate) fn discretize(m: &SubsampledGaussian, dir: Direction, h: f64, k: i64) -> DiscretePrv {
-    let (t_lo, t_hi) = loss_support(m, dir);
+/// `[-k, k]` (values `i·h`), bucket `i` holding the mass of `(i·h − h/2, i·h + h/2]`,
+/// conditioned on the loss range outside which each tail holds at most `eta`.
+pub(crate) fn discretize(
+    m: &SubsampledGaussian,
+    dir: Direction,
+    h: f64,
+    k: i64,
+    eta: f64,
+) -> DiscretePrv {
+    let (t_lo, t_hi) = m.loss_range(dir, eta);
     let i_min = ((t_lo / h - 0.5).floor() as i64).clamp(-k, k);
     let i_max = ((t_hi / h + 0.5).ceil() as i64).clamp(i_min, k);
     // Edges (i − 1/2)·h for i in i_min..=i_max+1.
@@ -58,8 +56,8 @@ pub(crate) fn discretize(m: &SubsampledGaussian, dir: Direction, h: f64, k: i64)
         .enumerate()
         .map(|(j, p)| (i_min + j as i64) as f64 * h * p)
         .sum();
-    let a = (-(k as f64) - 0.5) * h;
-    let b = (k as f64 + 0.5) * h;
+    let a = (i_min as f64 - 0.5) * h;
+    let b = (i_max as f64 + 0.5) * h;
     let mean_continuous = truncated_moment(m, dir, a, b) / mass;
     DiscretePrv {
         pmf: GridPmf {
@@ -142,7 +140,7 @@ mod tests {
         let m = SubsampledGaussian::new(0.05, 0.8).unwrap();
         let h = 1e-3;
         for dir in Direction::BOTH {
-            let d = discretize(&m, dir, h, 20_000);
+            let d = discretize(&m, dir, h, 20_000, 1e-30);
             let total: f64 = d.pmf.probs.iter().sum();
             assert!((total - 1.0).abs() < 1e-12);
             assert!(d.shift.abs() < h / 2.0, "{dir:?} {}", d.shift);

@@ -57,10 +57,13 @@ impl Default for PrvAccountant {
     }
 }
 
-/// The composed discrete PRV of one direction and the εₑ it achieves.
+/// The composed discrete PRV of one direction, the εₑ it achieves, and the mass `trimmed`
+/// that conditioning each run on its significant loss range may have moved (a total
+/// variation distance, so δ moves by at most that much; it is added to δₑ).
 struct Composed {
     loss: DiscreteLoss,
     eps_error: f64,
+    trimmed: f64,
 }
 
 impl PrvAccountant {
@@ -135,10 +138,14 @@ impl PrvAccountant {
         }
         let eps_error = h * spread;
         let n = fast_len((2 * k + 2) as usize);
+        // Each run is also conditioned on the loss range outside which each tail holds at
+        // most η, so that no time is spent on masses far below δₑ; this moves δ by at most
+        // 2ηT = δₑ/10⁴ (total variation), which the bounds below add to δₑ.
+        let eta = 1e-4 * delta_error / (2.0 * total_steps);
         let run = |dir: Direction| {
             let parts: Vec<(discretize::DiscretePrv, u64)> = mechanisms
                 .iter()
-                .map(|(m, c)| (discretize::discretize(m, dir, h, k), *c))
+                .map(|(m, c)| (discretize::discretize(m, dir, h, k, eta), *c))
                 .collect();
             let shift: f64 = parts.iter().map(|(d, c)| d.shift * *c as f64).sum();
             let refs: Vec<(&GridPmf, u64)> = parts.iter().map(|(d, c)| (&d.pmf, *c)).collect();
@@ -151,6 +158,7 @@ impl PrvAccountant {
                     inf_mass: 0.0,
                 },
                 eps_error,
+                trimmed: 2.0 * eta * total_steps,
             }
         };
         Ok(Direction::in_parallel(run))
@@ -174,6 +182,7 @@ impl PrvAccountant {
 }
 
 fn epsilon_of(c: &Composed, delta: f64, delta_error: f64) -> Bound {
+    let delta_error = delta_error + c.trimmed;
     let solve = |d: f64| c.loss.epsilon(d).unwrap_or(f64::INFINITY);
     Bound {
         upper: (solve(delta - delta_error) + c.eps_error).max(0.0),
@@ -183,6 +192,7 @@ fn epsilon_of(c: &Composed, delta: f64, delta_error: f64) -> Bound {
 }
 
 fn delta_of(c: &Composed, eps: f64, delta_error: f64) -> Bound {
+    let delta_error = delta_error + c.trimmed;
     Bound {
         upper: (c.loss.delta(eps - c.eps_error) + delta_error).min(1.0),
         estimate: Some(c.loss.delta(eps).clamp(0.0, 1.0)),
