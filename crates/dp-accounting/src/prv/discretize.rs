@@ -91,30 +91,11 @@ pub(crate) fn truncated_moment(m: &SubsampledGaussian, dir: Direction, a: f64, b
     }
     let s = m.noise_multiplier();
     let width = (s / 8.0).min(s * s / 4.0).max(1e-6);
-    let panels = ((hi - lo) / width).ceil().max(1.0) as usize;
-    let w = (hi - lo) / panels as f64;
-    let mut total = 0.0;
-    for p in 0..panels {
-        let c = lo + (p as f64 + 0.5) * w;
-        let mut sum = 0.0;
-        for (node, weight) in GAUSS_LEGENDRE_10 {
-            for x in [c - 0.5 * w * node, c + 0.5 * w * node] {
-                sum += weight * m.loss_at_output(x) * m.output_density(dir, x);
-            }
-        }
-        total += 0.5 * w * sum;
-    }
+    let total: f64 = crate::special::gauss_legendre_nodes(lo, hi, width)
+        .map(|(x, w)| w * m.loss_at_output(x) * m.output_density(dir, x))
+        .sum();
     sign * total
 }
-
-/// Positive nodes and weights of the 10-point Gauss–Legendre rule on [−1, 1].
-const GAUSS_LEGENDRE_10: [(f64, f64); 5] = [
-    (0.148_874_338_981_631_2, 0.295_524_224_714_752_9),
-    (0.433_395_394_129_247_2, 0.269_266_719_309_996_4),
-    (0.679_409_568_299_024_4, 0.219_086_362_515_982_04),
-    (0.865_063_366_688_984_5, 0.149_451_349_150_580_6),
-    (0.973_906_528_517_171_7, 0.066_671_344_308_688_14),
-];
 
 #[cfg(test)]
 mod tests {
