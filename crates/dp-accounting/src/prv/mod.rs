@@ -86,18 +86,19 @@ impl PrvAccountant {
         Ok(())
     }
 
-    /// Half-width L of the domain [−L, L]: beyond it the composed PRV (either direction,
-    /// either tail) has mass at most δₑ/8, and each single run's PRV at most δₑ/(8·T), by
+    /// Gopi et al.'s domain half-width L (their Remark 5.6, as prv_accountant): beyond ±L
+    /// the composed PRV has mass at most δₑ/8, and each single run's at most δₑ/(8T), by
     /// Chernoff bounds from the RDP of the remove direction (which bounds the add
-    /// direction's, Mironov et al. 2019).
+    /// direction's, Mironov et al. 2019), plus 3. Also returns the orders and the composed
+    /// RDP, reused for the composition window.
     fn domain(
         &self,
         event: &DpEvent,
         mechanisms: &[(SubsampledGaussian, u64)],
         delta_error: f64,
-    ) -> Result<f64> {
+    ) -> Result<(f64, Vec<(f64, f64)>)> {
         let rdp = RdpAccountant::default();
-        let orders = rdp.orders().to_vec();
+        let orders = rdp.orders();
         let tail = |values: &[Option<f64>], mass: f64| -> f64 {
             orders
                 .iter()
@@ -106,7 +107,8 @@ impl PrvAccountant {
                 .fold(f64::INFINITY, f64::min)
         };
         let total_steps: f64 = mechanisms.iter().map(|(_, c)| *c as f64).sum();
-        let mut l = tail(&rdp.rdp(event)?, delta_error / 8.0);
+        let composed = rdp.rdp(event)?;
+        let mut l = tail(&composed, delta_error / 8.0);
         for (m, _) in mechanisms {
             let single = DpEvent::poisson_sampled_gaussian(m.sample_rate(), m.noise_multiplier())?;
             l = l.max(tail(&rdp.rdp(&single)?, delta_error / (8.0 * total_steps)));
@@ -117,7 +119,12 @@ impl PrvAccountant {
                 reason: "no RDP order bounds the privacy loss's tails".into(),
             });
         }
-        Ok(l.max(self.eps_error) + 3.0)
+        let rdp_curve = orders
+            .iter()
+            .zip(&composed)
+            .filter_map(|(&a, r)| r.map(|r| (a, r)))
+            .collect();
+        Ok((l.max(self.eps_error) + 3.0, rdp_curve))
     }
 
     fn composed(
@@ -127,21 +134,33 @@ impl PrvAccountant {
         delta_error: f64,
     ) -> Result<(Composed, Composed)> {
         let total_steps: f64 = mechanisms.iter().map(|(_, c)| *c as f64).sum();
-        let l = self.domain(event, mechanisms, delta_error)?;
+        let (l, rdp_curve) = self.domain(event, mechanisms, delta_error)?;
         // Gopi et al., Theorem 5.5: mesh h = εₑ / √(T/2 · ln(12/δₑ)).
         let spread = (total_steps / 2.0 * (12.0 / delta_error).ln()).sqrt();
         let mut h = self.eps_error / spread;
-        let mut k = (l / h).ceil() as i64;
-        if (2 * k + 2) as usize > self.max_grid_points {
-            h = 2.0 * l / (self.max_grid_points as f64 - 4.0);
-            k = (l / h).ceil() as i64;
-        }
-        let eps_error = h * spread;
-        let n = fast_len((2 * k + 2) as usize);
         // Each run is also conditioned on the loss range outside which each tail holds at
-        // most η, so that no time is spent on masses far below δₑ; this moves δ by at most
-        // 2ηT = δₑ/10⁴ (total variation), which the bounds below add to δₑ.
+        // most η, so that no time is spent on masses far below δₑ: this moves δ by at most
+        // 2ηT = δₑ/10⁴ in total variation.
         let eta = 1e-4 * delta_error / (2.0 * total_steps);
+        // The FFT window [−v, u] ⊂ [−L, L] holds all but τ = δₑ/100 of the composed mass
+        // (Chernoff bounds below); the mass outside aliases into the window, moving δ by at
+        // most τ. Both slacks are added to δₑ in the bounds.
+        let tau = delta_error / 100.0;
+        let (lower, upper) = loop {
+            let (v, u) = window(&rdp_curve, total_steps, h, eta, tau);
+            let (v, u) = (v.min(l), u.min(l));
+            if ((u + v) / h) + 4.0 <= self.max_grid_points as f64 {
+                break (v, u);
+            }
+            h = (u + v) / (self.max_grid_points as f64 - 8.0);
+        };
+        let k = (l / h).ceil() as i64;
+        let eps_error = h * spread;
+        // One transform length for both directions (one cached plan).
+        let n = fast_len(((upper + lower) / h).ceil() as usize + 4);
+        if std::env::var_os("DP_ACCOUNTING_DEBUG").is_some() {
+            eprintln!("prv: L={l} window=[-{lower}, {upper}] h={h:e} n={n}");
+        }
         let run = |dir: Direction| {
             let parts: Vec<(discretize::DiscretePrv, u64)> = mechanisms
                 .iter()
@@ -149,7 +168,7 @@ impl PrvAccountant {
                 .collect();
             let shift: f64 = parts.iter().map(|(d, c)| d.shift * *c as f64).sum();
             let refs: Vec<(&GridPmf, u64)> = parts.iter().map(|(d, c)| (&d.pmf, *c)).collect();
-            let lo = ((-l - shift) / h).floor() as i64;
+            let lo = ((-lower - shift) / h).floor() as i64;
             Composed {
                 loss: DiscreteLoss {
                     lo_value: lo as f64 * h + shift,
@@ -158,7 +177,7 @@ impl PrvAccountant {
                     inf_mass: 0.0,
                 },
                 eps_error,
-                trimmed: 2.0 * eta * total_steps,
+                trimmed: 2.0 * eta * total_steps + tau,
             }
         };
         Ok(Direction::in_parallel(run))
@@ -179,6 +198,25 @@ impl PrvAccountant {
         }
         Ok(())
     }
+}
+
+/// The window (v, u) such that the composed discretised PRV of either direction lies below
+/// −v or above u with probability at most τ/2 each.
+///
+/// Each discretised run Ỹ is within h of the continuous Y conditioned on its significant
+/// range (bucket half-width plus the mean shift), so E[e^{±λỸ}] ≤ e^{λh} E[e^{±λY}]/(1 − 2η).
+/// With R the composed remove-direction RDP (which bounds the add direction's): upper
+/// tails E[e^{λY}] ≤ e^{λ R(λ+1)} in both directions, lower tails
+/// E[e^{−λY}] ≤ e^{(λ−1) R(λ)} (λ > 1), then Chernoff.
+fn window(rdp_curve: &[(f64, f64)], steps: f64, h: f64, eta: f64, tau: f64) -> (f64, f64) {
+    let c = steps * -(-2.0 * eta).ln_1p() + (2.0 / tau).ln();
+    let mut u = f64::INFINITY;
+    let mut v = f64::INFINITY;
+    for &(a, r) in rdp_curve {
+        u = u.min(steps * h + r + c / (a - 1.0));
+        v = v.min(steps * h + (a - 1.0) / a * r + c / a);
+    }
+    (v, u)
 }
 
 fn epsilon_of(c: &Composed, delta: f64, delta_error: f64) -> Bound {
