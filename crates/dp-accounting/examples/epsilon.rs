@@ -7,7 +7,7 @@
 //! cargo run --release -p dp-accounting --example epsilon -- --accountant pld \
 //!     --target-epsilon 2 --sample-rate 0.01 --steps 10000 --delta 1e-5
 //! ```
-//! Options: `--accountant rdp|prv|pld` (default prv), `--noise-multiplier S` or
+//! Options: `--accountant rdp|prv|pld` (default pld), `--noise-multiplier S` or
 //! `--target-epsilon E`, `--sample-rate Q` (default 1), `--steps T` (default 1),
 //! `--delta D` (required), `--eps-error X` and `--delta-error X` (PRV),
 //! `--discretization X` (PLD). Bad arguments print one line on stderr and exit with 2.

@@ -53,10 +53,11 @@ pub trait Accountant {
 pub enum AccountantKind {
     /// Rényi DP ([`RdpAccountant`]).
     Rdp,
-    /// Privacy random variables ([`PrvAccountant`]), the default: tight and fast.
-    #[default]
+    /// Privacy random variables ([`PrvAccountant`]): tight, with lower and upper bounds.
     Prv,
-    /// Privacy loss distributions ([`PldAccountant`]).
+    /// Privacy loss distributions ([`PldAccountant`]), the default: as tight as PRV at its
+    /// default settings and the fastest for long runs.
+    #[default]
     Pld,
 }
 

@@ -158,9 +158,6 @@ impl PrvAccountant {
         let eps_error = h * spread;
         // One transform length for both directions (one cached plan).
         let n = fast_len(((upper + lower) / h).ceil() as usize + 4);
-        if std::env::var_os("DP_ACCOUNTING_DEBUG").is_some() {
-            eprintln!("prv: L={l} window=[-{lower}, {upper}] h={h:e} n={n}");
-        }
         let run = |dir: Direction| {
             let parts: Vec<(discretize::DiscretePrv, u64)> = mechanisms
                 .iter()
