@@ -91,11 +91,19 @@ fn run(args: &[String]) -> Result<serde_json::Value, String> {
     }
     let sigma: Option<f64> = number(&args, "noise-multiplier")?;
     let target: Option<f64> = number(&args, "target-epsilon")?;
+    let mut calibration = None;
     let sigma = match (sigma, target) {
         (Some(s), None) => s,
         (None, Some(t)) => {
+            let started = std::time::Instant::now();
             let c = calibrate_noise_multiplier(&accountant, t, delta, q, steps)
                 .map_err(|e| e.to_string())?;
+            calibration = Some(json!({
+                "target_epsilon": t,
+                "noise_multiplier_below": c.noise_multiplier_below,
+                "evaluations": c.evaluations,
+                "seconds": started.elapsed().as_secs_f64(),
+            }));
             c.noise_multiplier
         }
         _ => return Err("give exactly one of --noise-multiplier and --target-epsilon".into()),
@@ -116,6 +124,9 @@ fn run(args: &[String]) -> Result<serde_json::Value, String> {
         "epsilon": b.upper,
         "seconds": started.elapsed().as_secs_f64(),
     });
+    if let Some(c) = calibration {
+        out["calibration"] = c;
+    }
     if let Some(e) = b.estimate {
         out["epsilon_estimate"] = json!(e);
     }

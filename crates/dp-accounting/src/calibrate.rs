@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::RdpAccountant;
 use crate::accountant::Accountant;
 use crate::error::{AccountingError, Result};
 use crate::event::DpEvent;
@@ -87,19 +88,47 @@ where
     validate::target_epsilon(target_epsilon)?;
     validate::delta(delta)?;
     validate::positive("relative_tolerance", relative_tolerance)?;
+    // Start from the cheap RDP answer (PRV and PLD are tighter, so their σ is a little
+    // smaller); the bracket search verifies both ends whatever the start.
+    let rdp = RdpAccountant::default();
+    let start = if accountant.name() == "rdp" {
+        1.0
+    } else {
+        search(&rdp, &event_for, target_epsilon, delta, 1e-3, 1.0)
+            .map(|c| c.noise_multiplier)
+            .unwrap_or(1.0)
+    };
+    search(
+        accountant,
+        &event_for,
+        target_epsilon,
+        delta,
+        relative_tolerance,
+        start,
+    )
+}
+
+/// Brackets the target from `start` with geometrically growing steps, then refines.
+fn search<A: Accountant + ?Sized>(
+    accountant: &A,
+    event_for: &dyn Fn(f64) -> Result<DpEvent>,
+    target_epsilon: f64,
+    delta: f64,
+    relative_tolerance: f64,
+    start: f64,
+) -> Result<NoiseCalibration> {
     let mut evaluations = 0;
     let mut eps_at = |sigma: f64| -> Result<f64> {
         evaluations += 1;
         Ok(accountant.epsilon(&event_for(sigma)?, delta)?.upper)
     };
-    // Bracket: lo exceeds the target, hi meets it.
-    let (mut lo, mut hi) = (1.0, 1.0);
-    let (mut f_lo, mut f_hi);
-    let f1 = eps_at(1.0)?;
-    if f1 <= target_epsilon {
-        f_hi = f1;
+    // Bracket: lo exceeds the target, hi meets it. Steps grow geometrically from 5%.
+    let f0 = eps_at(start)?;
+    let (mut lo, mut hi, mut f_lo, mut f_hi) = (start, start, f0, f0);
+    let mut factor: f64 = 1.05;
+    if f0 <= target_epsilon {
         loop {
-            lo /= 2.0;
+            lo = hi / factor;
             if lo < SIGMA_RANGE.0 {
                 return Err(AccountingError::Calibration(format!(
                     "target_epsilon = {target_epsilon} is met by every noise_multiplier >= {}; \
@@ -113,11 +142,11 @@ where
             }
             hi = lo;
             f_hi = f_lo;
+            factor = factor * factor;
         }
     } else {
-        f_lo = f1;
         loop {
-            hi *= 2.0;
+            hi = lo * factor;
             if hi > SIGMA_RANGE.1 {
                 return Err(AccountingError::Calibration(format!(
                     "target_epsilon = {target_epsilon} is not reached by any noise_multiplier <= {}",
@@ -130,12 +159,14 @@ where
             }
             lo = hi;
             f_lo = f_hi;
+            factor = factor * factor;
         }
     }
     let (s, f) = refine(
         (lo.ln(), f_lo),
         (hi.ln(), f_hi),
         target_epsilon,
+        0.45 * relative_tolerance.ln_1p(),
         |x_lo, x_hi| x_hi - x_lo <= relative_tolerance.ln_1p(),
         Some,
         |x| eps_at(x.exp()),
@@ -203,6 +234,7 @@ pub fn max_steps<A: Accountant + ?Sized>(
         ((hi as f64).ln(), f_hi),
         ((lo as f64).ln(), f_lo),
         target_epsilon,
+        0.0,
         |a, b| (a.exp().round() - b.exp().round()).abs() <= 1.0,
         |x: f64| {
             let t = x.exp().round();
@@ -218,7 +250,8 @@ pub fn max_steps<A: Accountant + ?Sized>(
 }
 
 /// Narrows a bracket `(x_exceeds, f) , (x_meets, f)` of the target by regula falsi on
-/// `ln f` (Illinois variant, with bisection when interpolation stalls) until `done`.
+/// `ln f` (Illinois variant, with bisection when interpolation stalls, and probes kept
+/// `min_step` inside the bracket) until `done`.
 /// `snap` maps a candidate onto the search lattice (identity for reals, integer steps for
 /// step counts); candidates that snap onto an end are replaced by the (snapped) midpoint.
 /// Returns the final ends as ((x_exceeds, x_meets), (f_exceeds, f_meets)).
@@ -226,6 +259,7 @@ fn refine(
     exceeds: (f64, f64),
     meets: (f64, f64),
     target: f64,
+    min_step: f64,
     done: impl Fn(f64, f64) -> bool,
     snap: impl Fn(f64) -> Option<f64>,
     mut eval: impl FnMut(f64) -> Result<f64>,
@@ -249,6 +283,11 @@ fn refine(
         };
         if !(x > lo && x < hi) {
             x = mid;
+        }
+        // Keep at least `min_step` from both ends: once the root is within the tolerance of
+        // one end, a probe just inside it closes the bracket in one step.
+        if hi - lo > 2.0 * min_step {
+            x = x.clamp(lo + min_step, hi - min_step);
         }
         if !(x > lo && x < hi) {
             break; // the lattice has no point strictly inside
