@@ -40,18 +40,7 @@ pub(crate) fn epsilon(mu: f64, target: f64) -> f64 {
         lo = hi;
         hi *= 2.0;
     }
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if mid <= lo || mid >= hi {
-            break;
-        }
-        if delta(mu, mid) > target {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    hi
+    crate::special::bisect(|e| delta(mu, e) <= target, lo, hi)
 }
 
 #[cfg(test)]

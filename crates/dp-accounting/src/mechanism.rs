@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::special::{norm_cdf, norm_cdf_sf, norm_sf};
+use crate::special::{bisect, norm_cdf, norm_cdf_sf, norm_sf};
 use crate::validate;
 
 /// One of the two directions of the add/remove-one neighbouring relation.
@@ -190,23 +190,6 @@ impl SubsampledGaussian {
             Direction::Add => phi(x / sigma),
         }
     }
-}
-
-/// The smallest x in [lo, hi] (to 1e-9·σ-ish precision) where the monotone predicate holds,
-/// returning the end where it is sure to hold.
-fn bisect(holds: impl Fn(f64) -> bool, mut lo: f64, mut hi: f64) -> f64 {
-    if holds(lo) {
-        return lo;
-    }
-    for _ in 0..80 {
-        let mid = 0.5 * (lo + hi);
-        if holds(mid) {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    hi
 }
 
 #[cfg(test)]

@@ -59,6 +59,27 @@ pub(crate) fn log1p_exp(x: f64) -> f64 {
     }
 }
 
+/// The smallest x in [lo, hi] where the monotone predicate `holds` (false below, true
+/// above), by bisection to the last representable bit; returns a point where it holds
+/// (`hi` if it holds nowhere else in the bracket).
+pub(crate) fn bisect(holds: impl Fn(f64) -> bool, mut lo: f64, mut hi: f64) -> f64 {
+    if holds(lo) {
+        return lo;
+    }
+    for _ in 0..2100 {
+        let mid = 0.5 * (lo + hi);
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        if holds(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
 /// Positive nodes and weights of the 10-point Gauss–Legendre rule on [−1, 1].
 const GAUSS_LEGENDRE_10: [(f64, f64); 5] = [
     (0.148_874_338_981_631_2, 0.295_524_224_714_752_9),

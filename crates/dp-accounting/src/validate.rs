@@ -29,12 +29,32 @@ pub(crate) fn sample_rate(q: f64) -> Result<f64> {
     }
 }
 
+/// x ∈ (lo, hi) (NaN is outside every interval).
+pub(crate) fn open_interval(
+    field: &'static str,
+    x: f64,
+    lo: f64,
+    hi: f64,
+    expected: &'static str,
+) -> Result<f64> {
+    if x > lo && x < hi {
+        Ok(x)
+    } else {
+        Err(invalid(field, x, expected))
+    }
+}
+
 /// δ ∈ (0, 1).
 pub(crate) fn delta(delta: f64) -> Result<f64> {
-    if delta > 0.0 && delta < 1.0 {
-        Ok(delta)
+    open_interval("delta", delta, 0.0, 1.0, "a number in (0, 1)")
+}
+
+/// The largest FFT length an accountant may use: at least 1024.
+pub(crate) fn max_grid_points(n: usize) -> Result<usize> {
+    if n >= 1024 {
+        Ok(n)
     } else {
-        Err(invalid("delta", delta, "a number in (0, 1)"))
+        Err(invalid("max_grid_points", n, "an integer >= 1024"))
     }
 }
 

@@ -92,21 +92,14 @@ impl PldAccountant {
             "value_discretization_interval",
             self.value_discretization_interval,
         )?;
-        let t = self.tail_mass_truncation;
-        if !(t > 0.0 && t < 1e-3) {
-            return Err(AccountingError::InvalidParameter {
-                field: "tail_mass_truncation",
-                value: t.to_string(),
-                expected: "a number in (0, 1e-3)",
-            });
-        }
-        if self.max_grid_points < 1024 {
-            return Err(AccountingError::InvalidParameter {
-                field: "max_grid_points",
-                value: self.max_grid_points.to_string(),
-                expected: "an integer >= 1024",
-            });
-        }
+        validate::open_interval(
+            "tail_mass_truncation",
+            self.tail_mass_truncation,
+            0.0,
+            1e-3,
+            "a number in (0, 1e-3)",
+        )?;
+        validate::max_grid_points(self.max_grid_points)?;
         Ok(())
     }
 

@@ -69,20 +69,8 @@ struct Composed {
 impl PrvAccountant {
     fn validated(&self, delta_error: f64) -> Result<()> {
         validate::positive("eps_error", self.eps_error)?;
-        if !(delta_error > 0.0 && delta_error < 1.0) {
-            return Err(AccountingError::InvalidParameter {
-                field: "delta_error",
-                value: delta_error.to_string(),
-                expected: "a number in (0, 1)",
-            });
-        }
-        if self.max_grid_points < 1024 {
-            return Err(AccountingError::InvalidParameter {
-                field: "max_grid_points",
-                value: self.max_grid_points.to_string(),
-                expected: "an integer >= 1024",
-            });
-        }
+        validate::open_interval("delta_error", delta_error, 0.0, 1.0, "a number in (0, 1)")?;
+        validate::max_grid_points(self.max_grid_points)?;
         Ok(())
     }
 
