@@ -55,6 +55,8 @@ pub(crate) fn compose(parts: &[(&GridPmf, u64)], lo: i64, n: usize) -> Vec<f64> 
     let modulus = n as i64;
     let mut buf = vec![0.0; n];
     let mut spec = forward.make_output_vec();
+    let mut scratch =
+        vec![Complex::new(0.0, 0.0); forward.get_scratch_len().max(inverse.get_scratch_len())];
     let mut total: Option<Vec<Complex<f64>>> = None;
     for (pmf, count) in parts {
         buf.iter_mut().for_each(|v| *v = 0.0);
@@ -67,7 +69,11 @@ pub(crate) fn compose(parts: &[(&GridPmf, u64)], lo: i64, n: usize) -> Vec<f64> 
             buf[i] += p;
         }
         forward
-            .process(&mut buf, &mut spec)
+            .process_with_scratch(
+                &mut buf,
+                &mut spec,
+                &mut scratch[..forward.get_scratch_len()],
+            )
             .expect("buffer sizes match the plan");
         power_in_place(&mut spec, *count);
         match &mut total {
@@ -90,7 +96,11 @@ pub(crate) fn compose(parts: &[(&GridPmf, u64)], lo: i64, n: usize) -> Vec<f64> 
         last.im = 0.0;
     }
     inverse
-        .process(&mut total, &mut buf)
+        .process_with_scratch(
+            &mut total,
+            &mut buf,
+            &mut scratch[..inverse.get_scratch_len()],
+        )
         .expect("buffer sizes match the plan");
     // Element r of the window is index lo + r.
     buf.rotate_left(lo.rem_euclid(modulus) as usize);

@@ -5,7 +5,7 @@
 //! δ(ε) = Φ(−ε/μ + μ/2) − e^ε Φ(−ε/μ − μ/2), the same in both directions. The PRV and PLD
 //! accountants answer such events with this closed form instead of a discretisation.
 
-use crate::special::norm_cdf;
+use crate::special::{exp_diff, log_norm_cdf};
 
 /// μ of the composition, or `None` if some mechanism is subsampled (q < 1).
 pub(crate) fn composed_mu(mechanisms: &[(crate::SubsampledGaussian, u64)]) -> Option<f64> {
@@ -25,7 +25,8 @@ pub(crate) fn delta(mu: f64, eps: f64) -> f64 {
         return 0.0;
     }
     let a = -eps / mu + mu / 2.0;
-    (norm_cdf(a) - eps.exp() * norm_cdf(a - mu)).clamp(0.0, 1.0)
+    // Φ(a) − e^ε Φ(a − μ), in log space so that e^ε never overflows.
+    exp_diff(log_norm_cdf(a), eps + log_norm_cdf(a - mu)).min(1.0)
 }
 
 /// The ε ≥ 0 at which μ-GDP reaches `target` δ, bracketed and bisected to the last bit; the

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::special::{bisect, norm_cdf, norm_cdf_sf, norm_sf};
+use crate::special::{bisect, exp_diff, log_norm_cdf, log_norm_sf, norm_cdf, norm_cdf_sf, norm_sf};
 use crate::validate;
 
 /// One of the two directions of the add/remove-one neighbouring relation.
@@ -109,8 +109,17 @@ impl SubsampledGaussian {
                     return -eps.exp_m1();
                 }
                 let x = self.output_at_loss(eps);
-                // P(L > ε) − e^ε μ₀(L > ε) = q Φ̄((x−1)/σ) − (e^ε − 1 + q) Φ̄(x/σ)
-                q * norm_sf((x - 1.0) / sigma) - (eps.exp_m1() + q) * norm_sf(x / sigma)
+                // P(L > ε) − e^ε μ₀(L > ε) = q Φ̄((x−1)/σ) − (e^ε − 1 + q) Φ̄(x/σ), in log
+                // space so that e^ε never overflows.
+                let ln_coef = if eps > 1.0 {
+                    eps + (-(1.0 - q) * (-eps).exp()).ln_1p()
+                } else {
+                    (eps.exp_m1() + q).ln()
+                };
+                exp_diff(
+                    q.ln() + log_norm_sf((x - 1.0) / sigma),
+                    ln_coef + log_norm_sf(x / sigma),
+                )
             }
             Direction::Add => {
                 if q < 1.0 && eps >= -self.ln_one_minus_q() {
@@ -119,8 +128,10 @@ impl SubsampledGaussian {
                 let x = self.output_at_loss(-eps);
                 // μ₀(L < −ε) − e^ε P(L < −ε)
                 //   = (1 − e^ε(1−q)) Φ(x/σ) − e^ε q Φ((x−1)/σ)
-                let e = eps.exp();
-                (1.0 - e * (1.0 - q)) * norm_cdf(x / sigma) - e * q * norm_cdf((x - 1.0) / sigma)
+                exp_diff(
+                    (-eps.exp() * (1.0 - q)).ln_1p() + log_norm_cdf(x / sigma),
+                    eps + q.ln() + log_norm_cdf((x - 1.0) / sigma),
+                )
             }
         };
         d.clamp(0.0, 1.0)
