@@ -57,13 +57,14 @@ impl Default for PrvAccountant {
     }
 }
 
-/// The composed discrete PRV of one direction, the εₑ it achieves, and the mass `trimmed`
-/// that conditioning each run on its significant loss range may have moved (a total
-/// variation distance, so δ moves by at most that much; it is added to δₑ).
+/// The composed discrete PRV of one direction, the εₑ it achieves, and the extra δ error
+/// `slack` added to δₑ: the mass that conditioning each run on its significant loss range
+/// and truncating the FFT window may have moved (total variation distances), plus the
+/// floating-point error of the transform, estimated as n·2⁻⁵² as Opacus does.
 struct Composed {
     loss: DiscreteLoss,
     eps_error: f64,
-    trimmed: f64,
+    slack: f64,
 }
 
 impl PrvAccountant {
@@ -162,21 +163,21 @@ impl PrvAccountant {
                     inf_mass: 0.0,
                 },
                 eps_error,
-                trimmed: 2.0 * eta * total_steps + tau,
+                slack: 2.0 * eta * total_steps + tau + n as f64 * f64::EPSILON,
             }
         };
         Ok(Direction::in_parallel(run))
     }
 
     fn check_rounding(&self, composed: &Composed, delta: f64, delta_error: f64) -> Result<()> {
-        let noise = composed.loss.probs.len() as f64 * f64::EPSILON;
-        if noise > delta - delta_error {
+        if composed.slack >= delta - delta_error {
             return Err(AccountingError::CannotBound {
                 accountant: "prv",
                 reason: format!(
-                    "floating-point error of the {}-point transform (~{noise:e}) would dominate \
-                     delta - delta_error = {:e}; raise delta or eps_error",
+                    "the {}-point transform's floating-point and truncation error (~{:e}) is not \
+                     below delta - delta_error = {:e}; raise delta or eps_error",
                     composed.loss.probs.len(),
+                    composed.slack,
                     delta - delta_error
                 ),
             });
@@ -205,7 +206,7 @@ fn window(rdp_curve: &[(f64, f64)], steps: f64, h: f64, eta: f64, tau: f64) -> (
 }
 
 fn epsilon_of(c: &Composed, delta: f64, delta_error: f64) -> Bound {
-    let delta_error = delta_error + c.trimmed;
+    let delta_error = delta_error + c.slack;
     let solve = |d: f64| c.loss.epsilon(d).unwrap_or(f64::INFINITY);
     Bound {
         upper: (solve(delta - delta_error) + c.eps_error).max(0.0),
@@ -215,11 +216,11 @@ fn epsilon_of(c: &Composed, delta: f64, delta_error: f64) -> Bound {
 }
 
 fn delta_of(c: &Composed, eps: f64, delta_error: f64) -> Bound {
-    let delta_error = delta_error + c.trimmed;
+    let delta_error = delta_error + c.slack;
     Bound {
         upper: (c.loss.delta(eps - c.eps_error) + delta_error).min(1.0),
         estimate: Some(c.loss.delta(eps).clamp(0.0, 1.0)),
-        lower: Some((c.loss.delta(eps + c.eps_error) - delta_error).max(0.0)),
+        lower: Some((c.loss.delta(eps + c.eps_error) - delta_error).clamp(0.0, 1.0)),
     }
 }
 
