@@ -157,7 +157,20 @@ def _worker_main(conn, family, extra_bytes):
     except BaseException as exc:  # pragma: no cover
         conn.send(("dead", _short_error(exc)))
         return
+    # Collect log records (dp_accounting reports e.g. a non-converging
+    # fractional-order series through absl logging, not through warnings).
+    import logging
+    log_records = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record):
+            log_records.append(record.getMessage().splitlines()[0][:200])
+
+    root = logging.getLogger()
+    root.addHandler(_Collect(level=logging.WARNING))
+    root.setLevel(logging.WARNING)
     while True:
+        log_records.clear()
         try:
             msg = conn.recv()
         except EOFError:
@@ -173,7 +186,8 @@ def _worker_main(conn, family, extra_bytes):
             seconds = time.perf_counter() - t0
             warn_msgs = sorted({str(w.message).splitlines()[0][:200]
                                 for w in caught
-                                if not issubclass(w.category, DeprecationWarning)})
+                                if not issubclass(w.category, DeprecationWarning)}
+                               | set(log_records))
             conn.send(("ok", result, seconds, warn_msgs, _rss_bytes()))
         except MemoryError as exc:
             conn.send(("err", _short_error(exc) or "MemoryError",

@@ -85,17 +85,15 @@ impl RdpAccountant {
         for &a in &self.orders {
             validate::order(a)?;
         }
-        let mechanisms = event.mechanisms()?;
-        Ok(self
-            .orders
-            .iter()
-            .map(|&a| {
-                mechanisms.iter().try_fold(0.0, |acc, (m, count)| {
-                    let r = subsampled_gaussian::rdp(m.sample_rate(), m.noise_multiplier(), a)?;
-                    Some(acc + r * *count as f64)
-                })
-            })
-            .collect())
+        let mut total: Vec<Option<f64>> = vec![Some(0.0); self.orders.len()];
+        for (m, count) in event.mechanisms()? {
+            let curve =
+                subsampled_gaussian::rdp_curve(m.sample_rate(), m.noise_multiplier(), &self.orders);
+            for (t, r) in total.iter_mut().zip(curve) {
+                *t = t.zip(r).map(|(t, r)| t + r * count as f64);
+            }
+        }
+        Ok(total)
     }
 
     /// The smallest ε at δ and the order that achieves it.
