@@ -12,6 +12,8 @@
 use std::sync::{Arc, Mutex};
 
 use realfft::num_complex::Complex;
+
+use crate::buffers;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 /// A mass function on consecutive integer indices starting at `offset`.
@@ -45,7 +47,8 @@ pub(crate) fn fast_len(n: usize) -> usize {
 
 /// The mass function of the sum of `count` independent copies of each part, folded onto
 /// the window `[lo, lo + n)`: element `r` of the result is the mass at index `lo + r`
-/// (plus, by aliasing, at every index congruent to it modulo `n`). `n` must be even.
+/// (plus, by aliasing, at every index congruent to it modulo `n`). `n` must be even. The
+/// result comes from [`buffers`]; give it back with `buffers::recycle_reals` when done.
 pub(crate) fn compose(parts: &[(&GridPmf, u64)], lo: i64, n: usize) -> Vec<f64> {
     assert!(
         n >= 2 && n.is_multiple_of(2),
@@ -53,10 +56,10 @@ pub(crate) fn compose(parts: &[(&GridPmf, u64)], lo: i64, n: usize) -> Vec<f64> 
     );
     let (forward, inverse) = plans(n);
     let modulus = n as i64;
-    let mut buf = vec![0.0; n];
-    let mut spec = forward.make_output_vec();
+    let mut buf = buffers::zeroed_reals(n);
+    let mut spec = buffers::zeroed_complexes(n / 2 + 1);
     let mut scratch =
-        vec![Complex::new(0.0, 0.0); forward.get_scratch_len().max(inverse.get_scratch_len())];
+        buffers::zeroed_complexes(forward.get_scratch_len().max(inverse.get_scratch_len()));
     let mut total: Option<Vec<Complex<f64>>> = None;
     for (pmf, count) in parts {
         buf.iter_mut().for_each(|v| *v = 0.0);
@@ -81,12 +84,14 @@ pub(crate) fn compose(parts: &[(&GridPmf, u64)], lo: i64, n: usize) -> Vec<f64> 
             Some(t) => t.iter_mut().zip(&spec).for_each(|(t, s)| *t *= s),
         }
         if spec.is_empty() {
-            spec = forward.make_output_vec();
+            spec = buffers::zeroed_complexes(n / 2 + 1);
         }
     }
     let mut total = total.unwrap_or_else(|| {
         // The empty composition: all mass at index 0.
-        vec![Complex::new(1.0, 0.0); n / 2 + 1]
+        let mut t = buffers::zeroed_complexes(n / 2 + 1);
+        t.iter_mut().for_each(|c| *c = Complex::new(1.0, 0.0));
+        t
     });
     // A real signal's spectrum has real DC and Nyquist terms; keep them exactly real.
     if let Some(first) = total.first_mut() {
@@ -102,6 +107,9 @@ pub(crate) fn compose(parts: &[(&GridPmf, u64)], lo: i64, n: usize) -> Vec<f64> 
             &mut scratch[..inverse.get_scratch_len()],
         )
         .expect("buffer sizes match the plan");
+    buffers::recycle_complexes(total);
+    buffers::recycle_complexes(scratch);
+    buffers::recycle_complexes(spec);
     // Element r of the window is index lo + r.
     buf.rotate_left(lo.rem_euclid(modulus) as usize);
     let scale = 1.0 / n as f64;

@@ -10,6 +10,12 @@ pub(crate) struct DiscreteLoss {
     pub inf_mass: f64,
 }
 
+impl Drop for DiscreteLoss {
+    fn drop(&mut self) {
+        crate::buffers::recycle_reals(std::mem::take(&mut self.probs));
+    }
+}
+
 impl DiscreteLoss {
     fn value(&self, r: usize) -> f64 {
         self.lo_value + r as f64 * self.h

@@ -46,6 +46,7 @@
 //! ```
 
 mod accountant;
+mod buffers;
 mod calibrate;
 mod compose;
 mod discrete;
