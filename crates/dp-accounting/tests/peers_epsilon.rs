@@ -28,6 +28,7 @@ fn epsilon_for_delta_matches_the_peers() {
     let opacus_orders = RdpAccountant::with_orders(orders).unwrap();
     let mut worst = [0.0f64; 3]; // rdp vs opacus, pld vs dp_accounting, prv estimate gaps
     let mut counts = [0usize; 4]; // opacus rdp, dp_accounting pld, prv peers, peer failures
+    let mut exact_rows = 0; // q = 1 rows checked against the analytic μ-GDP value
     let mut looser_peer = 0; // rows where dp_accounting's PLD is > 1e-3 above ours
     let mut inconsistent_peer = Vec::new(); // PRV peer intervals that contradict a PLD bound
     for row in rows {
@@ -160,6 +161,17 @@ fn epsilon_for_delta_matches_the_peers() {
             }
         }
 
+        // q = 1: the composition is exactly μ-GDP; the fixture's value was computed
+        // analytically (scipy), ours in closed form by PLD and PRV alike.
+        if let Some(exact) = num(&row["exact_gaussian"], "epsilon") {
+            assert!(
+                rel(ours_pld, exact) <= 1e-9,
+                "{ctx}: pld {ours_pld} vs exact {exact}"
+            );
+            assert!(rel(est, exact) <= 1e-9, "{ctx}: prv {est} vs exact {exact}");
+            exact_rows += 1;
+        }
+
         // Our own consistency: PLD ≤ RDP, PRV's interval contains PLD (up to εₑ slack).
         assert!(
             ours_pld <= ours_rdp * (1.0 + 1e-9),
@@ -180,6 +192,7 @@ fn epsilon_for_delta_matches_the_peers() {
         looser_peer <= 4,
         "dp_accounting looser on {looser_peer} rows"
     );
+    assert_eq!(exact_rows, 40, "every q = 1 row has an analytic value");
     for line in &inconsistent_peer {
         eprintln!("peer inconsistent: {line}");
     }
