@@ -78,11 +78,10 @@ impl PrvAccountant {
     /// Gopi et al.'s domain half-width L (their Remark 5.6, as prv_accountant): beyond ±L
     /// the composed PRV has mass at most δₑ/8, and each single run's at most δₑ/(8T), by
     /// Chernoff bounds from the RDP of the remove direction (which bounds the add
-    /// direction's, Mironov et al. 2019), plus 3. Also returns the orders and the composed
-    /// RDP, reused for the composition window.
+    /// direction's, Mironov et al. 2019), plus 3. Also returns the composed RDP curve as
+    /// (order, RDP) pairs, reused for the composition window.
     fn domain(
         &self,
-        event: &DpEvent,
         mechanisms: &[(SubsampledGaussian, u64)],
         delta_error: f64,
     ) -> Result<(f64, Vec<(f64, f64)>)> {
@@ -96,12 +95,19 @@ impl PrvAccountant {
                 .fold(f64::INFINITY, f64::min)
         };
         let total_steps: f64 = mechanisms.iter().map(|(_, c)| *c as f64).sum();
-        let composed = rdp.rdp(event)?;
-        let mut l = tail(&composed, delta_error / 8.0);
-        for (m, _) in mechanisms {
-            let single = DpEvent::poisson_sampled_gaussian(m.sample_rate(), m.noise_multiplier())?;
-            l = l.max(tail(&rdp.rdp(&single)?, delta_error / (8.0 * total_steps)));
+        let mut composed: Vec<Option<f64>> = vec![Some(0.0); orders.len()];
+        let mut l = f64::NEG_INFINITY;
+        for (m, count) in mechanisms {
+            let single = rdp.rdp(&DpEvent::poisson_sampled_gaussian(
+                m.sample_rate(),
+                m.noise_multiplier(),
+            )?)?;
+            l = l.max(tail(&single, delta_error / (8.0 * total_steps)));
+            for (c, r) in composed.iter_mut().zip(&single) {
+                *c = c.zip(*r).map(|(c, r)| c + r * *count as f64);
+            }
         }
+        l = l.max(tail(&composed, delta_error / 8.0));
         if !l.is_finite() {
             return Err(AccountingError::CannotBound {
                 accountant: "prv",
@@ -118,12 +124,11 @@ impl PrvAccountant {
 
     fn composed(
         &self,
-        event: &DpEvent,
         mechanisms: &[(SubsampledGaussian, u64)],
         delta_error: f64,
     ) -> Result<(Composed, Composed)> {
         let total_steps: f64 = mechanisms.iter().map(|(_, c)| *c as f64).sum();
-        let (l, rdp_curve) = self.domain(event, mechanisms, delta_error)?;
+        let (l, rdp_curve) = self.domain(mechanisms, delta_error)?;
         // Gopi et al., Theorem 5.5: mesh h = εₑ / √(T/2 · ln(12/δₑ)).
         let spread = (total_steps / 2.0 * (12.0 / delta_error).ln()).sqrt();
         let mut h = self.eps_error / spread;
@@ -265,7 +270,7 @@ impl Accountant for PrvAccountant {
         if let Some(mu) = gaussian::composed_mu(&mechanisms) {
             return Ok(exact(gaussian::epsilon(mu, delta)));
         }
-        let (remove, add) = self.composed(event, &mechanisms, delta_error)?;
+        let (remove, add) = self.composed(&mechanisms, delta_error)?;
         self.check_rounding(&remove, delta, delta_error)?;
         Ok(worse(
             epsilon_of(&remove, delta, delta_error),
@@ -281,7 +286,7 @@ impl Accountant for PrvAccountant {
         if let Some(mu) = gaussian::composed_mu(&mechanisms) {
             return Ok(exact(gaussian::delta(mu, epsilon)));
         }
-        let (remove, add) = self.composed(event, &mechanisms, delta_error)?;
+        let (remove, add) = self.composed(&mechanisms, delta_error)?;
         Ok(worse(
             delta_of(&remove, epsilon, delta_error),
             delta_of(&add, epsilon, delta_error),
