@@ -128,8 +128,8 @@ fn search<A: Accountant + ?Sized>(
     let mut factor: f64 = 1.05;
     if f0 <= target_epsilon {
         loop {
-            lo = hi / factor;
-            if lo < SIGMA_RANGE.0 {
+            lo = (hi / factor).max(SIGMA_RANGE.0);
+            if lo >= hi {
                 return Err(AccountingError::Calibration(format!(
                     "target_epsilon = {target_epsilon} is met by every noise_multiplier >= {}; \
                      no smaller one was searched",
@@ -146,8 +146,8 @@ fn search<A: Accountant + ?Sized>(
         }
     } else {
         loop {
-            hi = lo * factor;
-            if hi > SIGMA_RANGE.1 {
+            hi = (lo * factor).min(SIGMA_RANGE.1);
+            if hi <= lo {
                 return Err(AccountingError::Calibration(format!(
                     "target_epsilon = {target_epsilon} is not reached by any noise_multiplier <= {}",
                     SIGMA_RANGE.1

@@ -187,7 +187,7 @@ impl PldAccountant {
     }
 
     /// Runs `f` on the composed distribution of each direction (in parallel) and returns
-    /// the larger answer; `None` for an event that spends nothing.
+    /// the larger answer (the event must spend something; empty events are answered earlier).
     fn worst_direction(
         &self,
         mechanisms: &[(SubsampledGaussian, u64)],
