@@ -166,3 +166,30 @@ fn calibration_rejects_bad_targets_and_reports_unreachable_ones() {
         "noise_multiplier"
     );
 }
+
+#[test]
+fn requests_beyond_what_an_accountant_can_bound_are_refused_not_answered() {
+    let e = DpEvent::poisson_sampled_gaussian(0.01, 1.0)
+        .unwrap()
+        .self_composed(1000)
+        .unwrap();
+    // PRV: δ below the transform's floating-point resolution.
+    assert!(matches!(
+        PrvAccountant::default().epsilon(&e, 1e-13),
+        Err(AccountingError::CannotBound {
+            accountant: "prv",
+            ..
+        })
+    ));
+    // PLD: δ below the tail mass it moved to +∞.
+    assert!(matches!(
+        PldAccountant::default().epsilon(&e, 1e-16),
+        Err(AccountingError::CannotBound {
+            accountant: "pld",
+            ..
+        })
+    ));
+    // Both still answer at ordinary δ.
+    assert!(PrvAccountant::default().epsilon(&e, 1e-8).is_ok());
+    assert!(PldAccountant::default().epsilon(&e, 1e-12).is_ok());
+}
