@@ -141,7 +141,10 @@ impl PrvAccountant {
         // most τ. Both slacks are added to δₑ in the bounds.
         let tau = delta_error / 100.0;
         let (lower, upper) = loop {
-            let (v, u) = window(&rdp_curve, total_steps, h, eta, tau);
+            // Each run keeps at least 1 − 2η − δₑ/(4T) of its mass: the η trim, and the
+            // domain [−L, L] (whose tails hold at most δₑ/(8T) each).
+            let kept = 1.0 - 2.0 * eta - delta_error / (4.0 * total_steps);
+            let (v, u) = window(&rdp_curve, total_steps, h, kept, tau);
             let (v, u) = (v.min(l), u.min(l));
             if ((u + v) / h) + 4.0 <= self.max_grid_points as f64 {
                 break (v, u);
@@ -194,13 +197,14 @@ impl PrvAccountant {
 /// The window (v, u) such that the composed discretised PRV of either direction lies below
 /// −v or above u with probability at most τ/2 each.
 ///
-/// Each discretised run Ỹ is within h of the continuous Y conditioned on its significant
-/// range (bucket half-width plus the mean shift), so E[e^{±λỸ}] ≤ e^{λh} E[e^{±λY}]/(1 − 2η).
+/// Each discretised run Ỹ is within h of the continuous Y conditioned on the range it keeps
+/// (bucket half-width plus the mean shift), a range of mass at least `kept`, so
+/// E[e^{±λỸ}] ≤ e^{λh} E[e^{±λY}]/kept.
 /// With R the composed remove-direction RDP (which bounds the add direction's): upper
 /// tails E[e^{λY}] ≤ e^{λ R(λ+1)} in both directions, lower tails
 /// E[e^{−λY}] ≤ e^{(λ−1) R(λ)} (λ > 1), then Chernoff.
-fn window(rdp_curve: &[(f64, f64)], steps: f64, h: f64, eta: f64, tau: f64) -> (f64, f64) {
-    let c = steps * -(-2.0 * eta).ln_1p() + (2.0 / tau).ln();
+fn window(rdp_curve: &[(f64, f64)], steps: f64, h: f64, kept: f64, tau: f64) -> (f64, f64) {
+    let c = -steps * kept.ln() + (2.0 / tau).ln();
     let mut u = f64::INFINITY;
     let mut v = f64::INFINITY;
     for &(a, r) in rdp_curve {
