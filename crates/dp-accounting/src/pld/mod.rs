@@ -186,16 +186,44 @@ impl PldAccountant {
         (lb, ub)
     }
 
-    /// Runs `f` on the composed distribution of each direction (in parallel) and returns
-    /// the larger answer (the event must spend something; empty events are answered earlier).
+    /// The larger of `f` over the two directions' composed distributions (the event must
+    /// spend something; empty events are answered earlier).
+    ///
+    /// The add direction is first composed on a grid 10× coarser, in parallel with the
+    /// remove direction: that is a valid (pessimistic) bound for the add direction, so when
+    /// it is already no larger than the remove answer, the maximum is the remove answer and
+    /// the fine add composition is skipped. (On every point of our test grid the remove
+    /// direction dominates; this halves the work without assuming it.)
     fn worst_direction(
         &self,
         mechanisms: &[(SubsampledGaussian, u64)],
         f: impl Fn(&DiscreteLoss) -> Result<f64> + Sync,
     ) -> Result<f64> {
-        let (remove, add) =
-            Direction::in_parallel(|dir| self.composed(mechanisms, dir).and_then(|d| f(&d)));
-        Ok(remove?.max(add?))
+        let coarse = Self {
+            value_discretization_interval: 10.0 * self.value_discretization_interval,
+            ..self.clone()
+        };
+        let (remove, add_bound) = std::thread::scope(|s| {
+            let add = s.spawn(|| {
+                coarse
+                    .composed(mechanisms, Direction::Add)
+                    .and_then(|d| f(&d))
+            });
+            let remove = self
+                .composed(mechanisms, Direction::Remove)
+                .and_then(|d| f(&d));
+            (remove, add.join().expect("PLD worker thread panicked"))
+        });
+        let remove = remove?;
+        match add_bound {
+            Ok(bound) if bound <= remove => Ok(remove),
+            _ => {
+                let add = self
+                    .composed(mechanisms, Direction::Add)
+                    .and_then(|d| f(&d))?;
+                Ok(remove.max(add))
+            }
+        }
     }
 }
 
