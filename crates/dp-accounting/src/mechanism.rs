@@ -26,18 +26,6 @@ pub enum Direction {
 impl Direction {
     /// Both directions, remove first.
     pub const BOTH: [Direction; 2] = [Direction::Remove, Direction::Add];
-
-    /// Runs `f` for both directions on two threads; returns (remove, add).
-    pub(crate) fn in_parallel<R: Send>(f: impl Fn(Direction) -> R + Sync) -> (R, R) {
-        std::thread::scope(|s| {
-            let add = s.spawn(|| f(Direction::Add));
-            let remove = f(Direction::Remove);
-            (
-                remove,
-                add.join().expect("accountant worker thread panicked"),
-            )
-        })
-    }
 }
 
 /// The Gaussian mechanism with noise multiplier σ on a Poisson sample of rate q

@@ -105,7 +105,7 @@ impl PldAccountant {
 
     /// The composed privacy loss distribution of one direction, with the interval widened
     /// as needed to fit `max_grid_points`.
-    fn composed(
+    pub(crate) fn composed(
         &self,
         mechanisms: &[(SubsampledGaussian, u64)],
         dir: Direction,

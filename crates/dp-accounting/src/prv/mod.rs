@@ -10,6 +10,7 @@ use crate::discrete::DiscreteLoss;
 use crate::error::{AccountingError, Result};
 use crate::event::DpEvent;
 use crate::mechanism::{Direction, SubsampledGaussian};
+use crate::pld::PldAccountant;
 use crate::rdp::RdpAccountant;
 use crate::{gaussian, validate};
 
@@ -67,6 +68,40 @@ struct Composed {
     slack: f64,
 }
 
+/// The mesh and window of one query, shared by both directions.
+struct Plan {
+    h: f64,
+    k: i64,
+    eta: f64,
+    lower: f64,
+    n: usize,
+    eps_error: f64,
+    slack: f64,
+}
+
+impl Plan {
+    /// The composed discrete PRV of one direction.
+    fn compose(&self, mechanisms: &[(SubsampledGaussian, u64)], dir: Direction) -> Composed {
+        let parts: Vec<(discretize::DiscretePrv, u64)> = mechanisms
+            .iter()
+            .map(|(m, c)| (discretize::discretize(m, dir, self.h, self.k, self.eta), *c))
+            .collect();
+        let shift: f64 = parts.iter().map(|(d, c)| d.shift * *c as f64).sum();
+        let refs: Vec<(&GridPmf, u64)> = parts.iter().map(|(d, c)| (&d.pmf, *c)).collect();
+        let lo = ((-self.lower - shift) / self.h).floor() as i64;
+        Composed {
+            loss: DiscreteLoss {
+                lo_value: lo as f64 * self.h + shift,
+                h: self.h,
+                probs: compose(&refs, lo, self.n),
+                inf_mass: 0.0,
+            },
+            eps_error: self.eps_error,
+            slack: self.slack,
+        }
+    }
+}
+
 impl PrvAccountant {
     fn validated(&self, delta_error: f64) -> Result<()> {
         validate::positive("eps_error", self.eps_error)?;
@@ -122,11 +157,8 @@ impl PrvAccountant {
         Ok((l.max(self.eps_error) + 3.0, rdp_curve))
     }
 
-    fn composed(
-        &self,
-        mechanisms: &[(SubsampledGaussian, u64)],
-        delta_error: f64,
-    ) -> Result<(Composed, Composed)> {
+    /// The mesh, domain and FFT window shared by both directions.
+    fn plan(&self, mechanisms: &[(SubsampledGaussian, u64)], delta_error: f64) -> Result<Plan> {
         let total_steps: f64 = mechanisms.iter().map(|(_, c)| *c as f64).sum();
         let (l, rdp_curve) = self.domain(mechanisms, delta_error)?;
         // Gopi et al., Theorem 5.5: mesh h = εₑ / √(T/2 · ln(12/δₑ)).
@@ -151,30 +183,53 @@ impl PrvAccountant {
             }
             h = (u + v) / (self.max_grid_points as f64 - 8.0);
         };
-        let k = (l / h).ceil() as i64;
-        let eps_error = h * spread;
         // One transform length for both directions (one cached plan).
         let n = fast_len(((upper + lower) / h).ceil() as usize + 4);
-        let run = |dir: Direction| {
-            let parts: Vec<(discretize::DiscretePrv, u64)> = mechanisms
-                .iter()
-                .map(|(m, c)| (discretize::discretize(m, dir, h, k, eta), *c))
-                .collect();
-            let shift: f64 = parts.iter().map(|(d, c)| d.shift * *c as f64).sum();
-            let refs: Vec<(&GridPmf, u64)> = parts.iter().map(|(d, c)| (&d.pmf, *c)).collect();
-            let lo = ((-lower - shift) / h).floor() as i64;
-            Composed {
-                loss: DiscreteLoss {
-                    lo_value: lo as f64 * h + shift,
-                    h,
-                    probs: compose(&refs, lo, n),
-                    inf_mass: 0.0,
-                },
-                eps_error,
-                slack: 2.0 * eta * total_steps + tau + n as f64 * f64::EPSILON,
-            }
+        Ok(Plan {
+            h,
+            k: (l / h).ceil() as i64,
+            eta,
+            lower,
+            n,
+            eps_error: h * spread,
+            slack: 2.0 * eta * total_steps + tau + n as f64 * f64::EPSILON,
+        })
+    }
+
+    /// The bound of the worse direction. The remove direction is composed in parallel with
+    /// a cheap pessimistic bound for the add direction (a PLD on a coarse grid, via
+    /// `add_bound`); when that bound is already no larger than the remove direction's
+    /// *lower* bound, the add direction cannot raise the maximum and its PRV is skipped.
+    /// (The remove direction dominated on every point of our test grid; this halves the
+    /// work without assuming it.)
+    fn worst(
+        &self,
+        mechanisms: &[(SubsampledGaussian, u64)],
+        delta_error: f64,
+        answer: impl Fn(&Composed) -> Result<Bound> + Sync,
+        add_bound: impl Fn(&DiscreteLoss) -> Option<f64> + Send + Sync,
+    ) -> Result<Bound> {
+        let plan = self.plan(mechanisms, delta_error)?;
+        let probe = PldAccountant {
+            value_discretization_interval: 1e-3,
+            ..PldAccountant::default()
         };
-        Ok(Direction::in_parallel(run))
+        let (remove, bound) = std::thread::scope(|s| {
+            let bound = s.spawn(|| {
+                probe
+                    .composed(mechanisms, Direction::Add)
+                    .ok()
+                    .and_then(|d| add_bound(&d))
+            });
+            let remove = answer(&plan.compose(mechanisms, Direction::Remove));
+            (remove, bound.join().expect("PRV worker thread panicked"))
+        });
+        let remove = remove?;
+        if bound.is_some_and(|b| b <= remove.lower.unwrap_or(remove.upper)) {
+            return Ok(remove);
+        }
+        let add = answer(&plan.compose(mechanisms, Direction::Add))?;
+        Ok(worse(remove, add))
     }
 
     fn check_rounding(&self, composed: &Composed, delta: f64, delta_error: f64) -> Result<()> {
@@ -274,12 +329,15 @@ impl Accountant for PrvAccountant {
         if let Some(mu) = gaussian::composed_mu(&mechanisms) {
             return Ok(exact(gaussian::epsilon(mu, delta)));
         }
-        let (remove, add) = self.composed(&mechanisms, delta_error)?;
-        self.check_rounding(&remove, delta, delta_error)?;
-        Ok(worse(
-            epsilon_of(&remove, delta, delta_error),
-            epsilon_of(&add, delta, delta_error),
-        ))
+        self.worst(
+            &mechanisms,
+            delta_error,
+            |c| {
+                self.check_rounding(c, delta, delta_error)?;
+                Ok(epsilon_of(c, delta, delta_error))
+            },
+            |d| d.epsilon(delta).map(|e| e.max(0.0)),
+        )
     }
 
     fn delta(&self, event: &DpEvent, epsilon: f64) -> Result<Bound> {
@@ -290,10 +348,11 @@ impl Accountant for PrvAccountant {
         if let Some(mu) = gaussian::composed_mu(&mechanisms) {
             return Ok(exact(gaussian::delta(mu, epsilon)));
         }
-        let (remove, add) = self.composed(&mechanisms, delta_error)?;
-        Ok(worse(
-            delta_of(&remove, epsilon, delta_error),
-            delta_of(&add, epsilon, delta_error),
-        ))
+        self.worst(
+            &mechanisms,
+            delta_error,
+            |c| Ok(delta_of(c, epsilon, delta_error)),
+            |d| Some(d.delta(epsilon)),
+        )
     }
 }
