@@ -22,7 +22,8 @@ use crate::{gaussian, validate};
 /// to keep its mean, and composed by FFT. The answer comes with Gopi et al.'s guarantee:
 /// `lower ≤ exact ≤ upper`, where for ε(δ) `upper = ε̃(δ − δₑ) + εₑ` and
 /// `lower = ε̃(δ + δₑ) − εₑ`, and `estimate = ε̃(δ)`. Both directions of the add/remove-one
-/// relation are composed and the larger answer is returned. Compositions of plain Gaussian
+/// relation are bounded and the larger answer is returned (the add direction's PRV is
+/// skipped when a coarse PLD bound shows it cannot be the larger). Compositions of plain Gaussian
 /// mechanisms (q = 1) are answered exactly in closed form.
 ///
 /// If the requested precision would need more than `max_grid_points` mesh points, the mesh
