@@ -21,7 +21,8 @@ pub struct NoiseCalibration {
     /// A σ below which the target is exceeded: the true optimum lies in
     /// (`noise_multiplier_below`, `noise_multiplier`].
     pub noise_multiplier_below: f64,
-    /// How many accountant queries the search made.
+    /// How many queries the search made to the given accountant (the cheap RDP queries
+    /// that choose its starting point are not counted).
     pub evaluations: usize,
 }
 

@@ -50,23 +50,20 @@ impl DiscreteLoss {
         for (r, &p) in self.probs.iter().enumerate().rev() {
             upper += p;
             weighted = p + decay * weighted;
-            let below = upper - decay * weighted; // δ at v_{r−1}
-            if below > delta || r == 0 {
-                if upper <= delta || weighted <= 0.0 {
-                    return Some(if r == 0 && below <= delta {
-                        f64::NEG_INFINITY
-                    } else {
-                        self.value(r)
-                    });
-                }
-                let eps = self.value(r) + ((upper - delta) / weighted).ln();
-                if r == 0 && below <= delta {
-                    return Some(eps.min(self.value(0)));
-                }
-                return Some(eps);
+            // δ(v_r) ≤ delta holds here; if δ(v_{r−1}) exceeds it, the answer is on this piece.
+            if upper - decay * weighted > delta {
+                return Some(if weighted > 0.0 {
+                    self.value(r) + ((upper - delta) / weighted).ln()
+                } else {
+                    self.value(r) // only reachable through rounding of negative masses
+                });
             }
         }
-        Some(f64::NEG_INFINITY)
+        // Below the lowest value the curve is U − e^{ε − v_0}·E, which tends to U.
+        if upper <= delta || weighted <= 0.0 {
+            return Some(f64::NEG_INFINITY);
+        }
+        Some(self.value(0) + ((upper - delta) / weighted).ln())
     }
 }
 
