@@ -28,9 +28,10 @@ passed; the JSON reports medians (seconds per iteration and tokens/s).
 Run it on an otherwise idle machine: with 2 torch threads, any other busy process (a
 cargo build) makes every small op wait for a scheduler slice (~8 ms per op was seen),
 which inflates the decode numbers tens of times.  The load average at start and end is
-recorded, each case records `other_cpu_load` (cores used by other processes while it ran,
-from /proc/stat; should be ~0), and a warning is printed when other processes are busy
-at start.
+recorded; before each case the script waits (up to --max-wait s) until other processes
+use < --idle-threshold cores, records `other_cpu_load` (cores used by other processes
+while the case ran, from /proc/stat) and reruns a contended case up to --retries times;
+`contended: true` in the output marks a case that never ran clean.
 """
 
 import argparse
@@ -97,7 +98,7 @@ def other_cpu_load(a, b):
     return max(0.0, ((b[0] - a[0]) - (b[1] - a[1])) / (b[2] - a[2]))
 
 
-def timeit(fn, min_runs, min_seconds, warmup, setup=None, max_runs=200):
+def _timeit(fn, min_runs, min_seconds, warmup, setup=None, max_runs=200):
     for _ in range(warmup):
         if setup:
             setup()
@@ -116,9 +117,42 @@ def timeit(fn, min_runs, min_seconds, warmup, setup=None, max_runs=200):
         "min_s": min(times),
         "max_s": max(times),
         "runs": len(times),
-        # cores busy with other processes meanwhile (should be ~0; >0.2 means contended)
+        # cores busy with other processes meanwhile (should be ~0)
         "other_cpu_load": other_cpu_load(snap, _cpu_snapshot()),
     }
+
+
+def wait_idle(threshold, max_wait, window=2.0):
+    """Wait until other processes use < threshold cores for two consecutive windows."""
+    start = time.perf_counter()
+    quiet = 0
+    while time.perf_counter() - start < max_wait:
+        a = _cpu_snapshot()
+        time.sleep(window)
+        load = other_cpu_load(a, _cpu_snapshot())
+        if load is None:
+            return 0.0
+        quiet = quiet + 1 if load < threshold else 0
+        if quiet >= 2:
+            break
+    return time.perf_counter() - start
+
+
+def timeit(fn, args, warmup, setup=None):
+    """Time fn; wait for an idle machine first and retry when the run was contended."""
+    waited = 0.0
+    for attempt in range(1, args.retries + 2):
+        if args.max_wait > 0:
+            waited += wait_idle(args.idle_threshold, args.max_wait)
+        r = _timeit(fn, args.min_runs, args.min_seconds, warmup, setup)
+        load = r["other_cpu_load"]
+        r["contended"] = load is not None and load > args.idle_threshold
+        r["attempts"] = attempt
+        r["waited_for_idle_s"] = round(waited, 1)
+        if not r["contended"]:
+            break
+        print(f"  contended run (other_cpu_load={load:.2f}), attempt {attempt}", flush=True)
+    return r
 
 
 def bench_model(name, spec, args):
@@ -148,7 +182,7 @@ def bench_model(name, spec, args):
         with torch.no_grad():
             model(x).logits
 
-    r = timeit(fwd, args.min_runs, args.min_seconds, warmup=2)
+    r = timeit(fwd, args, warmup=2)
     r["tokens_per_s"] = batch * BLOCK / r["median_s"]
     out["cases"]["forward"] = r
     print(f"{name} forward: {r}", flush=True)
@@ -160,7 +194,7 @@ def bench_model(name, spec, args):
         loss = model(x, labels=x).loss
         loss.backward()
 
-    r = timeit(fwd_bwd, args.min_runs, args.min_seconds, warmup=2,
+    r = timeit(fwd_bwd, args, warmup=2,
                setup=lambda: model.zero_grad(set_to_none=True))
     r["tokens_per_s"] = batch * BLOCK / r["median_s"]
     out["cases"]["forward_backward"] = r
@@ -177,7 +211,7 @@ def bench_model(name, spec, args):
                                    do_sample=False, use_cache=cached, pad_token_id=0)
             assert y.shape[1] == PROMPT + n_new, y.shape
 
-        r = timeit(decode, args.min_runs, args.min_seconds, warmup=1)
+        r = timeit(decode, args, warmup=1)
         r.update({"prompt_tokens": PROMPT, "new_tokens": n_new,
                   "new_tokens_per_s": n_new / r["median_s"]})
         key = "decode_cached" if cached else "decode_uncached"
@@ -192,6 +226,11 @@ def main():
     ap.add_argument("--models", default="tiny,gpt2")
     ap.add_argument("--min-runs", type=int, default=5)
     ap.add_argument("--min-seconds", type=float, default=10.0)
+    ap.add_argument("--idle-threshold", type=float, default=0.2,
+                    help="cores used by other processes above which a case counts as contended")
+    ap.add_argument("--max-wait", type=float, default=900.0,
+                    help="seconds to wait for an idle machine before each case (0: don't wait)")
+    ap.add_argument("--retries", type=int, default=3, help="reruns of a contended case")
     args = ap.parse_args()
 
     torch.set_num_threads(THREADS)
@@ -207,6 +246,7 @@ def main():
         "loadavg_start": os.getloadavg(),
         "min_runs": args.min_runs,
         "min_seconds": args.min_seconds,
+        "idle_threshold": args.idle_threshold,
         "statistic": "median",
         "models": {},
     }
