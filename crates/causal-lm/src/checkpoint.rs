@@ -66,7 +66,10 @@ pub fn save<B: Backend>(model: &Gpt2<B>, dir: impl AsRef<Path>) -> Result<(), Ca
 }
 
 /// Loads a native checkpoint from `dir`.
-pub fn load<B: Backend>(dir: impl AsRef<Path>, device: &B::Device) -> Result<Gpt2<B>, CausalLmError> {
+pub fn load<B: Backend>(
+    dir: impl AsRef<Path>,
+    device: &B::Device,
+) -> Result<Gpt2<B>, CausalLmError> {
     let dir = dir.as_ref();
     let config_path = dir.join(NATIVE_CONFIG_FILE);
     let text = fs::read_to_string(&config_path).map_err(|e| CausalLmError::io(&config_path, e))?;

@@ -34,7 +34,9 @@ pub enum CausalLmError {
         message: String,
     },
     /// A checkpoint describes a model this crate does not implement.
-    #[error("unsupported architecture in {path}: {found} (supported: GPT-2 family, model_type \"gpt2\")")]
+    #[error(
+        "unsupported architecture in {path}: {found} (supported: GPT-2 family, model_type \"gpt2\")"
+    )]
     UnsupportedArchitecture {
         /// The `config.json`.
         path: PathBuf,
@@ -50,7 +52,9 @@ pub enum CausalLmError {
         name: String,
     },
     /// A tensor in the checkpoint has the wrong shape for the configuration.
-    #[error("checkpoint {path}: tensor `{name}` has shape {found:?}, the configuration needs {expected:?}")]
+    #[error(
+        "checkpoint {path}: tensor `{name}` has shape {found:?}, the configuration needs {expected:?}"
+    )]
     TensorShape {
         /// The checkpoint file.
         path: PathBuf,

@@ -16,9 +16,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use burn_store::{
-    ApplyError, HalfPrecisionAdapter, KeyRemapper, ModuleSnapshot, SafetensorsStore,
-};
+use burn_store::{ApplyError, HalfPrecisionAdapter, KeyRemapper, ModuleSnapshot, SafetensorsStore};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -116,7 +114,13 @@ pub fn load_config(path: impl AsRef<Path>) -> Result<Gpt2Config, CausalLmError> 
         layer_norm_epsilon: hf.layer_norm_epsilon,
         initializer_range: hf.initializer_range,
         eos_token_id,
-        ..Gpt2Config::new(hf.vocab_size, hf.n_positions, hf.n_embd, hf.n_layer, hf.n_head)
+        ..Gpt2Config::new(
+            hf.vocab_size,
+            hf.n_positions,
+            hf.n_embd,
+            hf.n_layer,
+            hf.n_head,
+        )
     };
     config.validate()?;
     Ok(config)
@@ -131,7 +135,10 @@ fn config_path(path: &Path) -> PathBuf {
 }
 
 /// Loads a Hugging Face GPT-2 directory (`config.json` + `model.safetensors`) onto `device`.
-pub fn load<B: Backend>(dir: impl AsRef<Path>, device: &B::Device) -> Result<Gpt2<B>, CausalLmError> {
+pub fn load<B: Backend>(
+    dir: impl AsRef<Path>,
+    device: &B::Device,
+) -> Result<Gpt2<B>, CausalLmError> {
     let dir = dir.as_ref();
     let config = load_config(dir)?;
     let mut model = config.init::<B>(device)?;
@@ -156,7 +163,10 @@ fn read_header(path: &Path) -> Result<BTreeMap<String, HeaderEntry>, CausalLmErr
     file.read_exact(&mut len)
         .map_err(|e| bad(format!("not a safetensors file ({e})")))?;
     let len = u64::from_le_bytes(len);
-    let file_len = file.metadata().map_err(|e| CausalLmError::io(path, e))?.len();
+    let file_len = file
+        .metadata()
+        .map_err(|e| CausalLmError::io(path, e))?
+        .len();
     if len > file_len.saturating_sub(8) || len > 100_000_000 {
         return Err(bad(format!(
             "not a safetensors file (header length {len} for a {file_len}-byte file)"
@@ -165,8 +175,8 @@ fn read_header(path: &Path) -> Result<BTreeMap<String, HeaderEntry>, CausalLmErr
     let mut header = vec![0u8; len as usize];
     file.read_exact(&mut header)
         .map_err(|e| bad(format!("truncated header ({e})")))?;
-    let mut raw: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&header)
-        .map_err(|e| bad(format!("malformed header: {e}")))?;
+    let mut raw: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("malformed header: {e}")))?;
     raw.remove("__metadata__");
     raw.into_iter()
         .map(|(name, v)| {
@@ -309,8 +319,8 @@ pub fn save<B: Backend>(model: &Gpt2<B>, dir: impl AsRef<Path>) -> Result<(), Ca
     let dir = dir.as_ref();
     fs::create_dir_all(dir).map_err(|e| CausalLmError::io(dir, e))?;
     let config_path = dir.join(CONFIG_FILE);
-    let text = serde_json::to_string_pretty(&config_json(&model.config))
-        .expect("a JSON value serialises");
+    let text =
+        serde_json::to_string_pretty(&config_json(&model.config)).expect("a JSON value serialises");
     fs::write(&config_path, text + "\n").map_err(|e| CausalLmError::io(&config_path, e))?;
     save_weights(model, dir.join(WEIGHTS_FILE))
 }

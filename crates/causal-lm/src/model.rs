@@ -129,7 +129,10 @@ impl Gpt2Config {
                 .with_initializer(normal.clone())
                 .init(device),
             wpe: EmbeddingConfig::new(self.n_positions, d)
-                .with_initializer(Initializer::Normal { mean: 0.0, std: 0.01 })
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: 0.01,
+                })
                 .init(device),
             h: blocks,
             ln_f: ln(),
@@ -186,10 +189,10 @@ impl<B: Backend> Gpt2<B> {
     ) -> LmOutput<B> {
         let [batch, seq] = tokens.dims();
         let device = tokens.device();
-        let new_mask = attention_mask
-            .unwrap_or_else(|| Tensor::<B, 2, Int>::ones([batch, seq], &device));
-        let positions = (new_mask.clone().cumsum(1) - 1 + cache.real_tokens(batch, &device))
-            .clamp_min(0);
+        let new_mask =
+            attention_mask.unwrap_or_else(|| Tensor::<B, 2, Int>::ones([batch, seq], &device));
+        let positions =
+            (new_mask.clone().cumsum(1) - 1 + cache.real_tokens(batch, &device)).clamp_min(0);
         let past = cache.len();
         let full_mask = cache.push_mask(new_mask);
         let mask = AttentionMask::new(Some(full_mask), past, seq, self.config.n_head);

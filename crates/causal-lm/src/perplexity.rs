@@ -126,7 +126,10 @@ pub fn perplexity<B: Backend, M: CausalLm<B>, S: AsRef<str>>(
         .collect();
     for group in full.chunks(batch_size).chain(tail.chunks(1)) {
         let len = group[0].len();
-        let data: Vec<i64> = group.iter().flat_map(|w| w.iter().map(|&t| t as i64)).collect();
+        let data: Vec<i64> = group
+            .iter()
+            .flat_map(|w| w.iter().map(|&t| t as i64))
+            .collect();
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(data, [group.len(), len]), device);
         let nll = to_f64(token_nll(model, ids, None));
         tokens += nll.len();

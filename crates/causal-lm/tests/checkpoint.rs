@@ -14,7 +14,10 @@ fn native_round_trip_is_exact<B: Backend>() {
     let model = config.init::<B>(&device).unwrap();
     let dir = tempfile::tempdir().unwrap();
     checkpoint::save(&model, dir.path()).unwrap();
-    assert_eq!(checkpoint::detect(dir.path()), Some(CheckpointFormat::Native));
+    assert_eq!(
+        checkpoint::detect(dir.path()),
+        Some(CheckpointFormat::Native)
+    );
     let loaded = checkpoint::load_any::<B>(dir.path(), &device).unwrap();
     assert_eq!(loaded.config, config);
     let x = ids::<B>(&[vec![1, 5, 7, 59]], &device);
@@ -36,7 +39,10 @@ fn huggingface_directories_are_detected<B: Backend>() {
     assert_eq!(values(a.forward(x.clone())), values(b.forward(x)));
 }
 
-backend_tests!(native_round_trip_is_exact, huggingface_directories_are_detected);
+backend_tests!(
+    native_round_trip_is_exact,
+    huggingface_directories_are_detected
+);
 
 #[test]
 fn non_checkpoints_are_refused_by_name() {

@@ -20,14 +20,24 @@ fn parity() -> Value {
 }
 
 fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 fn id_rows(v: &Value) -> Vec<Vec<u32>> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect())
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        })
         .collect()
 }
 
@@ -72,7 +82,11 @@ fn perplexity_matches_transformers<B: Backend>() {
     }
     let max_tokens = p["per_text_max_tokens"].as_u64().unwrap() as usize;
     let ours = text_nll(&model, &tok, &texts, max_tokens, 5, &device).unwrap();
-    for (i, (o, t)) in ours.iter().zip(p["per_text"].as_array().unwrap()).enumerate() {
+    for (i, (o, t)) in ours
+        .iter()
+        .zip(p["per_text"].as_array().unwrap())
+        .enumerate()
+    {
         match (o, t.as_f64()) {
             (Some(o), Some(t)) => assert!((o - t).abs() < 1e-4, "text {i}: {o} vs {t}"),
             (None, None) => {}
@@ -101,11 +115,21 @@ fn save_then_load_is_exact_and_keeps_the_huggingface_layout<B: Backend>() {
             .map(|(k, v)| (k.clone(), v["shape"].clone()))
             .collect()
     };
-    assert_eq!(names(&saved), names(&original), "same tensor names and shapes as transformers");
-    assert_eq!(saved["__metadata__"]["format"], "pt", "transformers checks this");
+    assert_eq!(
+        names(&saved),
+        names(&original),
+        "same tensor names and shapes as transformers"
+    );
+    assert_eq!(
+        saved["__metadata__"]["format"], "pt",
+        "transformers checks this"
+    );
     let reloaded = hf::load::<B>(dir.path(), &device).unwrap();
     let x = ids::<B>(&id_rows(&parity()["forward"]["input_ids"]), &device);
-    assert_eq!(values(model.forward(x.clone())), values(reloaded.forward(x)));
+    assert_eq!(
+        values(model.forward(x.clone())),
+        values(reloaded.forward(x))
+    );
     let config: Value =
         serde_json::from_str(&fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
     assert_eq!(config["model_type"], "gpt2");
@@ -138,15 +162,24 @@ fn edited_fixture(
             out_head.insert(name.clone(), entry.clone());
             continue;
         }
-        let shape: Vec<usize> =
-            entry["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        let shape: Vec<usize> = entry["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
         let off = entry["data_offsets"].as_array().unwrap();
-        let (a, b) = (off[0].as_u64().unwrap() as usize, off[1].as_u64().unwrap() as usize);
+        let (a, b) = (
+            off[0].as_u64().unwrap() as usize,
+            off[1].as_u64().unwrap() as usize,
+        );
         let vals: Vec<f32> = data[a..b]
             .chunks(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
             .collect();
-        let Some((dtype, shape, vals)) = edit(name, shape, vals) else { continue };
+        let Some((dtype, shape, vals)) = edit(name, shape, vals) else {
+            continue;
+        };
         let td = TensorData::new(vals, shape.clone()).convert_dtype(dtype);
         let raw = td.as_bytes();
         let start = out_data.len();
@@ -181,7 +214,10 @@ fn a_missing_tensor_is_named() {
     });
     let e = hf::load::<Nd>(dir.path(), &Default::default()).unwrap_err();
     assert!(matches!(e, CausalLmError::MissingTensor { .. }), "{e}");
-    assert!(e.to_string().contains("transformer.h.1.mlp.c_fc.weight"), "{e}");
+    assert!(
+        e.to_string().contains("transformer.h.1.mlp.c_fc.weight"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -193,17 +229,26 @@ fn a_wrong_shape_is_named() {
             Some((DType::F32, s, v))
         }
     });
-    let e = hf::load::<Nd>(dir.path(), &Default::default()).unwrap_err().to_string();
-    assert!(e.contains("transformer.h.0.attn.c_proj.bias") && e.contains("[16]"), "{e}");
+    let e = hf::load::<Nd>(dir.path(), &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("transformer.h.0.attn.c_proj.bias") && e.contains("[16]"),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_config_that_disagrees_with_the_weights_is_named() {
     let dir = edited_fixture(|_, s, v| Some((DType::F32, s, v)));
     let path = dir.path().join("config.json");
-    let text = fs::read_to_string(&path).unwrap().replace("\"n_positions\": 64", "\"n_positions\": 32");
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"n_positions\": 64", "\"n_positions\": 32");
     fs::write(&path, text).unwrap();
-    let e = hf::load::<Nd>(dir.path(), &Default::default()).unwrap_err().to_string();
+    let e = hf::load::<Nd>(dir.path(), &Default::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("transformer.wpe.weight"), "{e}");
 }
 
@@ -212,13 +257,25 @@ fn unsupported_architectures_and_files_are_refused() {
     let dir = edited_fixture(|_, s, v| Some((DType::F32, s, v)));
     let path = dir.path().join("config.json");
     let original = fs::read_to_string(&path).unwrap();
-    fs::write(&path, original.replace("\"model_type\": \"gpt2\"", "\"model_type\": \"llama\"")).unwrap();
+    fs::write(
+        &path,
+        original.replace("\"model_type\": \"gpt2\"", "\"model_type\": \"llama\""),
+    )
+    .unwrap();
     let e = hf::load::<Nd>(dir.path(), &Default::default()).unwrap_err();
-    assert!(matches!(e, CausalLmError::UnsupportedArchitecture { .. }), "{e}");
+    assert!(
+        matches!(e, CausalLmError::UnsupportedArchitecture { .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("llama"));
     fs::write(&path, original.replace("\"gelu_new\"", "\"relu\"")).unwrap();
-    let e = hf::load::<Nd>(dir.path(), &Default::default()).unwrap_err().to_string();
-    assert!(e.contains("activation_function") && e.contains("relu"), "{e}");
+    let e = hf::load::<Nd>(dir.path(), &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("activation_function") && e.contains("relu"),
+        "{e}"
+    );
     fs::write(&path, "{ not json").unwrap();
     let e = hf::load::<Nd>(dir.path(), &Default::default()).unwrap_err();
     assert!(matches!(e, CausalLmError::Json { .. }), "{e}");
@@ -237,12 +294,29 @@ fn half_precision_checkpoints_load_as_f32_and_bf16_is_named() {
     let model = hf::load::<Nd>(dir.path(), &device).unwrap();
     let reference = hf::load::<Nd>(fixture("tiny-gpt2"), &device).unwrap();
     let x = ids::<Nd>(&id_rows(&parity()["forward"]["input_ids"]), &device);
-    let (a, b) = (values(model.forward(x.clone())), values(reference.forward(x)));
+    let (a, b) = (
+        values(model.forward(x.clone())),
+        values(reference.forward(x)),
+    );
     let d = max_abs_diff(&a, &b);
-    assert!(d > 0.0 && d < 0.05, "f16 weights give nearly the same logits: {d}");
+    assert!(
+        d > 0.0 && d < 0.05,
+        "f16 weights give nearly the same logits: {d}"
+    );
     let dir = edited_fixture(|name, s, v| {
-        Some((if name.ends_with("wte.weight") { DType::BF16 } else { DType::F32 }, s, v))
+        Some((
+            if name.ends_with("wte.weight") {
+                DType::BF16
+            } else {
+                DType::F32
+            },
+            s,
+            v,
+        ))
     });
     let e = hf::load::<Nd>(dir.path(), &device).unwrap_err().to_string();
-    assert!(e.contains("transformer.wte.weight") && e.contains("BF16"), "{e}");
+    assert!(
+        e.contains("transformer.wte.weight") && e.contains("BF16"),
+        "{e}"
+    );
 }

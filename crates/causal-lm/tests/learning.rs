@@ -21,7 +21,10 @@ fn training_lowers_held_out_perplexity() {
     let tok = Tokenizer::from_file(fixture("tiny-gpt2/tokenizer.json")).unwrap();
     let text = std::fs::read_to_string(repo_file("LICENSE-APACHE")).unwrap();
     // Split by paragraphs: the first 80% trains, the rest is held out.
-    let paragraphs: Vec<&str> = text.split("\n\n").filter(|p| !p.trim().is_empty()).collect();
+    let paragraphs: Vec<&str> = text
+        .split("\n\n")
+        .filter(|p| !p.trim().is_empty())
+        .collect();
     let cut = paragraphs.len() * 4 / 5;
     let (train, held_out) = paragraphs.split_at(cut);
     let stream = tok.encode(&train.join("\n\n")).unwrap();
@@ -37,7 +40,9 @@ fn training_lowers_held_out_perplexity() {
     for _ in 0..250 {
         let mut data = Vec::with_capacity(batch * block);
         for _ in 0..batch {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let start = (seed >> 33) as usize % (stream.len() - block);
             data.extend(stream[start..start + block].iter().map(|&t| t as i64));
         }
@@ -53,7 +58,10 @@ fn training_lowers_held_out_perplexity() {
         "held-out perplexity: {:.1} -> {:.1} over {} tokens",
         before.perplexity, after.perplexity, after.tokens
     );
-    assert!(before.perplexity > 200.0, "an untrained model is near uniform");
+    assert!(
+        before.perplexity > 200.0,
+        "an untrained model is near uniform"
+    );
     assert!(
         after.perplexity < before.perplexity / 4.0,
         "training must lower held-out perplexity clearly: {:.1} -> {:.1}",

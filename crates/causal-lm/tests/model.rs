@@ -26,7 +26,9 @@ fn rows(lengths: &[usize], seed: u64) -> Vec<Vec<u32>> {
         .map(|&n| {
             (0..n)
                 .map(|_| {
-                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     ((s >> 33) % 50) as u32
                 })
                 .collect()
@@ -47,10 +49,19 @@ fn kv_cache_matches_full_forward<B: Backend>() {
     let full = m.forward(tokens.clone());
     let mut cache = m.new_cache();
     // Prefill 5 tokens, then a chunk of 3, then one token at a time.
-    let mut parts = vec![m.forward_cached(tokens.clone().narrow(1, 0, 5), None, &mut cache).logits];
-    parts.push(m.forward_cached(tokens.clone().narrow(1, 5, 3), None, &mut cache).logits);
+    let mut parts = vec![
+        m.forward_cached(tokens.clone().narrow(1, 0, 5), None, &mut cache)
+            .logits,
+    ];
+    parts.push(
+        m.forward_cached(tokens.clone().narrow(1, 5, 3), None, &mut cache)
+            .logits,
+    );
     for t in 8..12 {
-        parts.push(m.forward_cached(tokens.clone().narrow(1, t, 1), None, &mut cache).logits);
+        parts.push(
+            m.forward_cached(tokens.clone().narrow(1, t, 1), None, &mut cache)
+                .logits,
+        );
     }
     assert_eq!(cache.len(), 12);
     let cached = Tensor::cat(parts, 1);
@@ -70,12 +81,19 @@ fn padded_batch_matches_unpadded<B: Backend>() {
         let vocab = 50;
         for (i, row) in r.iter().enumerate() {
             let want = single(&m, row, &device);
-            let offset = if side == PaddingSide::Left { batch.len - row.len() } else { 0 };
+            let offset = if side == PaddingSide::Left {
+                batch.len - row.len()
+            } else {
+                0
+            };
             let start = (i * batch.len + offset) * vocab;
             let got = &logits[start..start + row.len() * vocab];
             let d = max_abs_diff(got, &want);
             assert!(d < TOL, "{side:?} row {i}: {d}");
-            assert!(logits.iter().all(|v| v.is_finite()), "padded positions must stay finite");
+            assert!(
+                logits.iter().all(|v| v.is_finite()),
+                "padded positions must stay finite"
+            );
         }
     }
 }
@@ -93,7 +111,10 @@ fn left_padded_cached_decoding_matches_unpadded<B: Backend>() {
     let mut steps = Vec::new();
     for s in 0..4 {
         let col: Vec<Vec<u32>> = continuation.iter().map(|c| vec![c[s]]).collect();
-        steps.push(values(m.forward_cached(ids::<B>(&col, &device), None, &mut cache).logits));
+        steps.push(values(
+            m.forward_cached(ids::<B>(&col, &device), None, &mut cache)
+                .logits,
+        ));
     }
     for (i, prompt) in prompts.iter().enumerate() {
         let mut full_row = prompt.clone();
@@ -142,7 +163,10 @@ fn dropout_when_configured_is_active_in_training<B: Backend>() {
     let t = ids::<Autodiff<B>>(&rows(&[8], 7), &device);
     let a = values(m.forward(t.clone()));
     let b = values(m.forward(t));
-    assert!(max_abs_diff(&a, &b) > 1e-3, "dropout must perturb training forwards");
+    assert!(
+        max_abs_diff(&a, &b) > 1e-3,
+        "dropout must perturb training forwards"
+    );
 }
 
 fn every_parameter_gets_a_gradient<B: Backend>() {
@@ -158,13 +182,19 @@ fn every_parameter_gets_a_gradient<B: Backend>() {
     }
     impl<B: burn::tensor::backend::AutodiffBackend> ModuleVisitor<B> for Check<'_, B> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let g = param.val().grad(self.grads).expect("every parameter has a gradient");
+            let g = param
+                .val()
+                .grad(self.grads)
+                .expect("every parameter has a gradient");
             let norm = common::values(g.abs().sum())[0];
             assert!(norm > 0.0, "zero gradient");
             self.seen += 1;
         }
     }
-    let mut check = Check::<Autodiff<B>> { grads: &grads, seen: 0 };
+    let mut check = Check::<Autodiff<B>> {
+        grads: &grads,
+        seen: 0,
+    };
     m.visit(&mut check);
     // wte, wpe, ln_f (2) and 12 tensors per block.
     assert_eq!(check.seen, 4 + 12 * 2);
@@ -194,10 +224,16 @@ backend_tests!(
 fn invalid_configs_are_rejected_with_the_field_named() {
     let device = Default::default();
     let mut c = Gpt2Config::new(50, 32, 16, 2, 3);
-    let e = c.init::<burn::backend::NdArray>(&device).unwrap_err().to_string();
+    let e = c
+        .init::<burn::backend::NdArray>(&device)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("n_head"), "{e}");
     c.n_head = 4;
     c.attn_pdrop = 1.0;
-    let e = c.init::<burn::backend::NdArray>(&device).unwrap_err().to_string();
+    let e = c
+        .init::<burn::backend::NdArray>(&device)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("attn_pdrop"), "{e}");
 }

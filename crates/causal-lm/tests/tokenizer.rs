@@ -21,11 +21,19 @@ fn encodes_and_decodes_like_huggingface() {
     assert!(cases.len() >= 8);
     for case in cases {
         let text = case["text"].as_str().unwrap();
-        let want: Vec<u32> =
-            case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let want: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         let ids = tok.encode(text).unwrap();
         assert_eq!(ids, want, "{text:?}");
-        assert_eq!(tok.decode(&ids).unwrap(), case["decoded"].as_str().unwrap(), "{text:?}");
+        assert_eq!(
+            tok.decode(&ids).unwrap(),
+            case["decoded"].as_str().unwrap(),
+            "{text:?}"
+        );
     }
 }
 
@@ -68,20 +76,30 @@ fn batch_encoding_truncates_pads_and_masks() {
         };
         assert_eq!(first_row_mask, expected.as_slice());
     }
-    let b = tok.encode_batch(&texts, 4, PaddingSide::Right, true).unwrap();
+    let b = tok
+        .encode_batch(&texts, 4, PaddingSide::Right, true)
+        .unwrap();
     assert_eq!(*b.row(0).last().unwrap(), tok.eos_id());
     assert_eq!(b.row(2), vec![tok.eos_id()]);
     assert!(matches!(
         tok.encode_batch(&texts, 0, PaddingSide::Right, false),
-        Err(CausalLmError::InvalidParameter { field: "max_len", .. })
+        Err(CausalLmError::InvalidParameter {
+            field: "max_len",
+            ..
+        })
     ));
 }
 
 #[test]
 fn bad_inputs_get_clear_errors() {
-    let e = Tokenizer::from_file("/nonexistent/tokenizer.json").unwrap_err().to_string();
+    let e = Tokenizer::from_file("/nonexistent/tokenizer.json")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("/nonexistent/tokenizer.json"), "{e}");
-    let e = TokenizerTrainer::new(100).train(["x"].iter()).unwrap_err().to_string();
+    let e = TokenizerTrainer::new(100)
+        .train(["x"].iter())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("vocab_size"), "{e}");
     let trainer = TokenizerTrainer {
         special_tokens: vec![],

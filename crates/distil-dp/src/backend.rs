@@ -1,0 +1,49 @@
+//! Choosing the compute backend at run time.
+
+use burn::tensor::backend::Backend;
+
+/// The backends this build can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendKind {
+    /// burn-flex: pure-Rust CPU backend with SIMD and threads (the default: faster than
+    /// ndarray on this project's benchmarks, see `docs/benchmarks.md`).
+    #[default]
+    Flex,
+    /// burn-ndarray: CPU backend on `ndarray` and `matrixmultiply`.
+    Ndarray,
+}
+
+impl BackendKind {
+    /// Name as accepted on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Flex => "flex",
+            Self::Ndarray => "ndarray",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "flex" => Some(Self::Flex),
+            "ndarray" => Some(Self::Ndarray),
+            _ => None,
+        }
+    }
+}
+
+/// Work that can run on any backend: [`dispatch`] picks the concrete one.
+pub trait BackendTask {
+    /// What the task returns.
+    type Output;
+    /// Runs the task on backend `B`.
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output;
+}
+
+/// Runs `task` on the backend `kind` names, with its default device.
+pub fn dispatch<T: BackendTask>(kind: BackendKind, task: T) -> T::Output {
+    match kind {
+        BackendKind::Flex => task.run::<burn::backend::Flex>(Default::default()),
+        BackendKind::Ndarray => task.run::<burn::backend::NdArray>(Default::default()),
+    }
+}

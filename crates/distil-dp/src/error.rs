@@ -1,0 +1,51 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+use causal_lm::CausalLmError;
+
+/// Everything that can go wrong in the orchestration layer; each variant names the file,
+/// line or argument at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum DistilDpError {
+    /// A model, tokenizer or checkpoint error.
+    #[error(transparent)]
+    Model(#[from] CausalLmError),
+    /// Reading a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A data file is malformed.
+    #[error("{path}:{line}: {message}")]
+    Data {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (JSONL, text) or record (CSV) number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A data file holds no text.
+    #[error("{path}: no text found ({detail})")]
+    EmptyData {
+        /// The file.
+        path: PathBuf,
+        /// What was looked for.
+        detail: String,
+    },
+    /// A command-line or configuration value is out of range.
+    #[error("invalid {field} = {value}: expected {expected}")]
+    InvalidArgument {
+        /// The argument or field.
+        field: &'static str,
+        /// The rejected value.
+        value: String,
+        /// The allowed range.
+        expected: &'static str,
+    },
+}

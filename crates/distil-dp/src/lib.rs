@@ -1,0 +1,23 @@
+//! The DistilDP pipeline's orchestration layer: data files, backends and the `distil-dp`
+//! command line. Each stage calls the crate that owns the work; this crate only wires them.
+//!
+//! Today it evaluates checkpoints ([`eval::evaluate`], `distil-dp eval`); the training,
+//! generation and distillation stages arrive with their crates.
+//!
+//! ```
+//! use distil_dp::data::{DataFormat, read_texts};
+//!
+//! let dir = std::env::temp_dir().join("distil-dp-doctest");
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let file = dir.join("texts.jsonl");
+//! std::fs::write(&file, "{\"text\": \"a review\", \"stars\": 5}\n").unwrap();
+//! assert_eq!(DataFormat::of(&file), DataFormat::JsonLines);
+//! assert_eq!(read_texts(&file).unwrap(), vec!["a review".to_string()]);
+//! ```
+
+pub mod backend;
+pub mod data;
+mod error;
+pub mod eval;
+
+pub use error::DistilDpError;
