@@ -198,7 +198,7 @@ impl Gpt2Config {
                 });
             }
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(CausalLmError::InvalidParameter {
                 field: "n_head",
                 value: self.n_head.to_string(),

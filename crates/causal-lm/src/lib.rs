@@ -47,6 +47,6 @@ pub use cache::{KvCache, LayerCache};
 pub use config::Gpt2Config;
 pub use error::CausalLmError;
 pub use lm::{CausalLm, LmCache, LmOutput};
-pub use model::{Block, Gpt2, Mlp};
+pub use model::{Block, Gpt2, Mlp, gelu_tanh};
 pub use perplexity::{PerplexityReport, perplexity, text_nll};
 pub use tokenizer::{END_OF_TEXT, EncodedBatch, PaddingSide, Tokenizer, TokenizerTrainer};

@@ -5,7 +5,7 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::tensor::activation::gelu_approximate;
+use burn::tensor::activation::tanh;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
@@ -26,8 +26,20 @@ pub struct Mlp<B: Backend> {
 
 impl<B: Backend> Mlp<B> {
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.c_proj.forward(gelu_approximate(self.c_fc.forward(x)))
+        self.c_proj.forward(gelu_tanh(self.c_fc.forward(x)))
     }
+}
+
+/// GPT-2's GELU ("gelu_new"): `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+///
+/// Same formula as burn's `gelu_approximate`, with the cube as two multiplications instead of
+/// `powf` (a scalar `powf` call per element forward and another backward was ~10% of a
+/// training step on the CPU backends).
+pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+    let cube = x.clone() * x.clone() * x.clone();
+    let inner = (x.clone() + cube * 0.044715) * SQRT_2_OVER_PI;
+    (x.clone() + x * tanh(inner)) * 0.5
 }
 
 /// One pre-LayerNorm transformer block:

@@ -195,7 +195,7 @@ fn edited_fixture(
         );
     }
     let mut h = serde_json::to_vec(&Value::Object(out_head)).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut file = (h.len() as u64).to_le_bytes().to_vec();
