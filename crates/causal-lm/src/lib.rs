@@ -49,4 +49,4 @@ pub use error::CausalLmError;
 pub use lm::{CausalLm, LmCache, LmOutput};
 pub use model::{Block, Gpt2, Mlp, gelu_tanh};
 pub use perplexity::{PerplexityReport, perplexity, text_nll};
-pub use tokenizer::{END_OF_TEXT, EncodedBatch, PaddingSide, Tokenizer, TokenizerTrainer};
+pub use tokenizer::{END_OF_TEXT, EncodedBatch, PADDING, PaddingSide, Tokenizer, TokenizerTrainer};

@@ -26,16 +26,21 @@ use crate::error::CausalLmError;
 /// GPT-2's end-of-text token: separates documents and ends generations.
 pub const END_OF_TEXT: &str = "<|endoftext|>";
 
+/// The padding token used when a vocabulary has one (GPT-2's has not).
+pub const PADDING: &str = "<|pad|>";
+
 fn tok_err(e: impl std::fmt::Display) -> CausalLmError {
     CausalLmError::Tokenizer(e.to_string())
 }
 
-/// A byte-level BPE tokenizer with an end-of-text token, used for padding too (GPT-2 has no
-/// padding token; padded positions are masked, so their id never matters).
+/// A byte-level BPE tokenizer with an end-of-text token and a padding token: `<|pad|>` when
+/// the vocabulary has one, else the end-of-text token (GPT-2 has no padding token; padded
+/// positions are masked, so their id never matters).
 #[derive(Debug, Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     eos_id: u32,
+    pad_id: u32,
 }
 
 /// Which side padding goes on.
@@ -50,7 +55,7 @@ pub enum PaddingSide {
 /// A batch of token ids padded to a common length, with its attention mask.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedBatch {
-    /// Row-major `[batch, len]` token ids (padding = the end-of-text id).
+    /// Row-major `[batch, len]` token ids (padded with [`Tokenizer::pad_id`]).
     pub ids: Vec<u32>,
     /// Row-major `[batch, len]`, 1 for a real token and 0 for padding.
     pub mask: Vec<u32>,
@@ -95,7 +100,12 @@ impl Tokenizer {
         let eos_id = inner.token_to_id(eos).ok_or_else(|| {
             CausalLmError::Tokenizer(format!("the vocabulary has no end-of-text token `{eos}`"))
         })?;
-        Ok(Self { inner, eos_id })
+        let pad_id = inner.token_to_id(PADDING).unwrap_or(eos_id);
+        Ok(Self {
+            inner,
+            eos_id,
+            pad_id,
+        })
     }
 
     /// Loads a `tokenizer.json` whose end-of-text token is `<|endoftext|>`.
@@ -133,9 +143,14 @@ impl Tokenizer {
         self.inner.get_vocab_size(true)
     }
 
-    /// Id of the end-of-text token (also used as padding).
+    /// Id of the end-of-text token.
     pub fn eos_id(&self) -> u32 {
         self.eos_id
+    }
+
+    /// Id written at padded positions.
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
     }
 
     /// The underlying Hugging Face tokenizer.
@@ -168,6 +183,29 @@ impl Tokenizer {
         side: PaddingSide,
         append_eos: bool,
     ) -> Result<EncodedBatch, CausalLmError> {
+        let rows = self.encode_rows(texts, max_len, append_eos)?;
+        Ok(self.pad(rows, side))
+    }
+
+    /// As [`Tokenizer::encode_batch`], but every row is padded to exactly `block_size` tokens
+    /// (fixed-shape batches for training).
+    pub fn encode_batch_to_block<S: AsRef<str> + Send + Sync>(
+        &self,
+        texts: &[S],
+        block_size: usize,
+        side: PaddingSide,
+        append_eos: bool,
+    ) -> Result<EncodedBatch, CausalLmError> {
+        let rows = self.encode_rows(texts, block_size, append_eos)?;
+        Ok(self.pad_to(rows, side, block_size))
+    }
+
+    fn encode_rows<S: AsRef<str> + Send + Sync>(
+        &self,
+        texts: &[S],
+        max_len: usize,
+        append_eos: bool,
+    ) -> Result<Vec<Vec<u32>>, CausalLmError> {
         if max_len == 0 {
             return Err(CausalLmError::InvalidParameter {
                 field: "max_len",
@@ -193,12 +231,17 @@ impl Tokenizer {
                 ids
             })
             .collect();
-        Ok(self.pad(rows, side))
+        Ok(rows)
     }
 
     /// Pads already-tokenised rows to their longest length.
     pub fn pad(&self, rows: Vec<Vec<u32>>, side: PaddingSide) -> EncodedBatch {
-        let len = rows.iter().map(Vec::len).max().unwrap_or(0);
+        self.pad_to(rows, side, 0)
+    }
+
+    /// Pads already-tokenised rows to `max(min_len, longest row)`.
+    pub fn pad_to(&self, rows: Vec<Vec<u32>>, side: PaddingSide, min_len: usize) -> EncodedBatch {
+        let len = rows.iter().map(Vec::len).max().unwrap_or(0).max(min_len);
         let batch = rows.len();
         let mut ids = Vec::with_capacity(batch * len);
         let mut mask = Vec::with_capacity(batch * len);
@@ -207,13 +250,13 @@ impl Tokenizer {
             let pad = len - row.len();
             lengths.push(row.len());
             if side == PaddingSide::Left {
-                ids.extend(std::iter::repeat_n(self.eos_id, pad));
+                ids.extend(std::iter::repeat_n(self.pad_id, pad));
                 mask.extend(std::iter::repeat_n(0, pad));
             }
             mask.extend(std::iter::repeat_n(1, row.len()));
             ids.extend(row);
             if side == PaddingSide::Right {
-                ids.extend(std::iter::repeat_n(self.eos_id, pad));
+                ids.extend(std::iter::repeat_n(self.pad_id, pad));
                 mask.extend(std::iter::repeat_n(0, pad));
             }
         }

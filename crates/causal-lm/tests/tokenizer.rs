@@ -108,3 +108,28 @@ fn bad_inputs_get_clear_errors() {
     assert!(trainer.train(["x"].iter()).is_err());
     assert!(Tokenizer::from_json("{}").is_err());
 }
+
+#[test]
+fn a_padding_token_is_used_when_the_vocabulary_has_one() {
+    let text = std::fs::read_to_string(repo_file("LICENSE-MIT")).unwrap();
+    let trainer = TokenizerTrainer {
+        special_tokens: vec!["<|endoftext|>".into(), causal_lm::PADDING.into()],
+        ..TokenizerTrainer::new(300)
+    };
+    let tok = trainer.train(text.lines()).unwrap();
+    assert_ne!(tok.pad_id(), tok.eos_id());
+    let b = tok
+        .encode_batch_to_block(
+            &["Permission is hereby granted", "x"],
+            8,
+            PaddingSide::Right,
+            false,
+        )
+        .unwrap();
+    assert_eq!(b.len, 8, "padded to the block size, not the longest row");
+    assert_eq!(b.ids[15], tok.pad_id());
+    assert_eq!(b.mask[15], 0);
+    // A GPT-2-style vocabulary without a padding token pads with end-of-text.
+    let gpt2_like = Tokenizer::from_file(fixture("tiny-gpt2/tokenizer.json")).unwrap();
+    assert_eq!(gpt2_like.pad_id(), gpt2_like.eos_id());
+}
