@@ -5,6 +5,7 @@ Usage (from the repository root):
 
     /work/peers-venv/bin/python scripts/peers/bench_causal_lm_torch.py \
         [scripts/peers/causal_lm_peer_bench.json] [--models tiny,gpt2] [--min-seconds 10]
+        [--cases forward,forward_backward,decode_cached,decode_uncached] [--update]
 
 Runs HF transformers' GPT2LMHeadModel (random init, float32, all dropout 0) with
 torch.set_num_threads(2) on:
@@ -31,7 +32,8 @@ which inflates the decode numbers tens of times.  The load average at start and 
 recorded; before each case the script waits (up to --max-wait s) until other processes
 use < --idle-threshold cores, records `other_cpu_load` (cores used by other processes
 while the case ran, from /proc/stat) and reruns a contended case up to --retries times;
-`contended: true` in the output marks a case that never ran clean.
+`contended: true` in the output marks a case that never ran clean; rerun it later with
+`--models M --cases C --update`, which merges into the existing output file.
 """
 
 import argparse
@@ -55,6 +57,7 @@ DEFAULT_OUT = REPO / "scripts" / "peers" / "causal_lm_peer_bench.json"
 THREADS = 2
 BLOCK = 128
 PROMPT = 8
+CASES = ("forward", "forward_backward", "decode_cached", "decode_uncached")
 NO_DROPOUT = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
 
 MODELS = {
@@ -175,6 +178,12 @@ def bench_model(name, spec, args):
         "cases": {},
     }
 
+    want = set(args.cases.split(","))
+
+    def stamp(r):
+        r["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return r
+
     # forward
     model.eval()
 
@@ -182,10 +191,11 @@ def bench_model(name, spec, args):
         with torch.no_grad():
             model(x).logits
 
-    r = timeit(fwd, args, warmup=2)
-    r["tokens_per_s"] = batch * BLOCK / r["median_s"]
-    out["cases"]["forward"] = r
-    print(f"{name} forward: {r}", flush=True)
+    if "forward" in want:
+        r = stamp(timeit(fwd, args, warmup=2))
+        r["tokens_per_s"] = batch * BLOCK / r["median_s"]
+        out["cases"]["forward"] = r
+        print(f"{name} forward: {r}", flush=True)
 
     # forward + backward
     model.train()
@@ -194,16 +204,21 @@ def bench_model(name, spec, args):
         loss = model(x, labels=x).loss
         loss.backward()
 
-    r = timeit(fwd_bwd, args, warmup=2,
-               setup=lambda: model.zero_grad(set_to_none=True))
-    r["tokens_per_s"] = batch * BLOCK / r["median_s"]
-    out["cases"]["forward_backward"] = r
-    model.zero_grad(set_to_none=True)
-    print(f"{name} forward_backward: {r}", flush=True)
+    if "forward_backward" in want:
+        r = stamp(timeit(fwd_bwd, args, warmup=2,
+                         setup=lambda: model.zero_grad(set_to_none=True)))
+        r["tokens_per_s"] = batch * BLOCK / r["median_s"]
+        out["cases"]["forward_backward"] = r
+        model.zero_grad(set_to_none=True)
+        print(f"{name} forward_backward: {r}", flush=True)
 
     # greedy decode
     model.eval()
     for cached in (True, False):
+        key = "decode_cached" if cached else "decode_uncached"
+        if key not in want:
+            continue
+
         def decode():
             with torch.no_grad():
                 y = model.generate(prompt, attention_mask=torch.ones_like(prompt),
@@ -211,10 +226,9 @@ def bench_model(name, spec, args):
                                    do_sample=False, use_cache=cached, pad_token_id=0)
             assert y.shape[1] == PROMPT + n_new, y.shape
 
-        r = timeit(decode, args, warmup=1)
+        r = stamp(timeit(decode, args, warmup=1))
         r.update({"prompt_tokens": PROMPT, "new_tokens": n_new,
                   "new_tokens_per_s": n_new / r["median_s"]})
-        key = "decode_cached" if cached else "decode_uncached"
         out["cases"][key] = r
         print(f"{name} {key}: {r}", flush=True)
     return out
@@ -224,6 +238,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", nargs="?", default=str(DEFAULT_OUT))
     ap.add_argument("--models", default="tiny,gpt2")
+    ap.add_argument("--cases", default=",".join(CASES),
+                    help="subset of " + ",".join(CASES))
+    ap.add_argument("--update", action="store_true",
+                    help="merge the cases run into the existing output file instead of replacing it")
     ap.add_argument("--min-runs", type=int, default=5)
     ap.add_argument("--min-seconds", type=float, default=10.0)
     ap.add_argument("--idle-threshold", type=float, default=0.2,
@@ -262,6 +280,18 @@ def main():
     result["loadavg_end"] = os.getloadavg()
     result["total_wall_s"] = time.time() - t0
     result["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if args.update and os.path.exists(args.out):
+        with open(args.out) as f:
+            old = json.load(f)
+        for name, m in result["models"].items():
+            if name in old.get("models", {}):
+                old["models"][name]["cases"].update(m["cases"])
+            else:
+                old.setdefault("models", {})[name] = m
+        old.setdefault("updates", []).append(
+            {"timestamp": result["timestamp"], "models": args.models, "cases": args.cases,
+             "versions": result["versions"], "torch_num_threads": result["torch_num_threads"]})
+        result = old
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
         f.write("\n")
