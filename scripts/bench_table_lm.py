@@ -20,7 +20,7 @@ CASES = [
 
 
 def ours(criterion_dir, group, backend):
-    path = os.path.join(criterion_dir, *group.split("/"), backend, "new", "estimates.json")
+    path = os.path.join(criterion_dir, group.replace("/", "_"), backend, "new", "estimates.json")
     if not os.path.exists(path):
         return None
     return json.load(open(path))["median"]["point_estimate"] / 1e9
