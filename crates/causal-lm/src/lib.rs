@@ -4,7 +4,9 @@
 //!   padding masks, hidden states and a [`KvCache`] for incremental decoding.
 //! * [`hf`]: load and save Hugging Face checkpoints (`config.json` + `model.safetensors`).
 //! * [`checkpoint`]: native checkpoints (burnpack) for resumable training.
-//! * [`Tokenizer`]: byte-level BPE (load a `tokenizer.json` or train one on public text).
+//! * [`Tokenizer`]: byte-level BPE (load a `tokenizer.json`, or train one with
+//!   [`TokenizerTrainer`] on **public** text only: a vocabulary trained on private records
+//!   publishes their rare strings without noise).
 //! * [`perplexity()`]: the paper's perplexity protocol.
 //! * [`CausalLm`]: the trait generation and distillation code is written against.
 //!

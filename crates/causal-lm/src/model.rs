@@ -170,6 +170,11 @@ impl<B: Backend> Gpt2<B> {
     ///   finite but meaningless; mask them out of any loss.
     /// * `output_hidden_states`: also return the `n_layer + 1` hidden states, as Hugging Face
     ///   does: the embeddings, the output of each block, the last one after `ln_f`.
+    ///
+    /// # Panics
+    /// Like every burn tensor operation given out-of-range input: token ids must be below
+    /// `config.vocab_size` and sequences no longer than `config.n_positions`. The checked entry
+    /// points ([`crate::perplexity`], [`crate::text_nll`]) validate both and return errors.
     pub fn forward_full(
         &self,
         tokens: Tensor<B, 2, Int>,
@@ -194,6 +199,9 @@ impl<B: Backend> Gpt2<B> {
     /// cache remembers the masks of earlier calls. A call with one new token per row costs one
     /// token's work per layer plus attention over the cached keys. Logits equal those of
     /// [`Gpt2::forward_full`] over the whole sequence.
+    ///
+    /// # Panics
+    /// As [`Gpt2::forward_full`]: the cached plus new length must not exceed `n_positions`.
     pub fn forward_cached(
         &self,
         tokens: Tensor<B, 2, Int>,

@@ -271,7 +271,14 @@ impl Tokenizer {
 }
 
 /// Trains a GPT-2-style byte-level BPE (`tokenizer.json` compatible with Hugging Face's
-/// `ByteLevelBPETokenizer`). Read the [module docs](self): train on public text only.
+/// `ByteLevelBPETokenizer`).
+///
+/// # Train on public text only
+/// BPE training is deterministic and noiseless: every merge records a string frequent in the
+/// corpus. Trained on private records, the vocabulary itself releases their rare strings (a
+/// name, an address, a coined term becomes a token) and ships with every model and synthetic
+/// corpus made with it, outside the DP guarantee. Nothing in this workspace accounts for a
+/// tokenizer trained on private data: train on public text, or use a published tokenizer.
 #[derive(Debug, Clone)]
 pub struct TokenizerTrainer {
     /// Target vocabulary size, the 256 byte symbols and special tokens included.

@@ -11,6 +11,9 @@ pub enum BackendKind {
     Flex,
     /// burn-ndarray: CPU backend on `ndarray` and `matrixmultiply`.
     Ndarray,
+    /// burn-cuda on the first GPU (only in builds with the `cuda` feature).
+    #[cfg(feature = "cuda")]
+    Cuda,
 }
 
 impl BackendKind {
@@ -19,6 +22,8 @@ impl BackendKind {
         match self {
             Self::Flex => "flex",
             Self::Ndarray => "ndarray",
+            #[cfg(feature = "cuda")]
+            Self::Cuda => "cuda",
         }
     }
 
@@ -27,6 +32,8 @@ impl BackendKind {
         match name {
             "flex" => Some(Self::Flex),
             "ndarray" => Some(Self::Ndarray),
+            #[cfg(feature = "cuda")]
+            "cuda" => Some(Self::Cuda),
             _ => None,
         }
     }
@@ -45,5 +52,7 @@ pub fn dispatch<T: BackendTask>(kind: BackendKind, task: T) -> T::Output {
     match kind {
         BackendKind::Flex => task.run::<burn::backend::Flex>(Default::default()),
         BackendKind::Ndarray => task.run::<burn::backend::NdArray>(Default::default()),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => task.run::<burn::backend::Cuda>(Default::default()),
     }
 }

@@ -35,14 +35,20 @@ enum Command {
         /// Windows per forward pass.
         #[arg(long, default_value_t = 8)]
         batch_size: usize,
-        /// Compute backend: flex or ndarray.
+        /// Compute backend: flex, ndarray, or cuda (in builds with the `cuda` feature).
         #[arg(long, default_value = "flex", value_parser = parse_backend)]
         backend: BackendKind,
     },
 }
 
 fn parse_backend(s: &str) -> Result<BackendKind, String> {
-    BackendKind::parse(s).ok_or_else(|| format!("unknown backend `{s}` (choose flex or ndarray)"))
+    BackendKind::parse(s).ok_or_else(|| {
+        if cfg!(feature = "cuda") {
+            format!("unknown backend `{s}` (choose flex, ndarray or cuda)")
+        } else {
+            format!("unknown backend `{s}` (choose flex or ndarray; cuda needs a build with the `cuda` feature)")
+        }
+    })
 }
 
 fn main() -> ExitCode {
