@@ -210,7 +210,46 @@ fn minimal_tokenizer_json() -> String {
         .unwrap()
 }
 
+/// Long sequences take the backends' tiled (flash) attention path: it must agree with the
+/// short-sequence path, with and without a padding mask.
+fn long_sequences_agree_across_attention_paths<B: Backend>() {
+    let device = Default::default();
+    let mut config = Gpt2Config::new(50, 640, 16, 1, 2);
+    config.initializer_range = 0.5;
+    let m = config.init::<B>(&device).unwrap();
+    let r = rows(&[600], 9);
+    let full = values(m.forward(ids::<B>(&r, &device)));
+    // The same logits from a cached prefix of 300 and three 100-token chunks (each attention
+    // call small enough for the direct path).
+    let tokens = ids::<B>(&r, &device);
+    let mut cache = m.new_cache();
+    let mut parts = vec![
+        m.forward_cached(tokens.clone().narrow(1, 0, 300), None, &mut cache)
+            .logits,
+    ];
+    for start in [300, 400, 500] {
+        parts.push(
+            m.forward_cached(tokens.clone().narrow(1, start, 100), None, &mut cache)
+                .logits,
+        );
+    }
+    let chunked = values(Tensor::cat(parts, 1));
+    let d = max_abs_diff(&full, &chunked);
+    assert!(d < 1e-4, "flash vs direct attention: {d}");
+    // A right-padded long batch (explicit mask, tiled path) equals the unpadded rows.
+    let short = rows(&[560], 10);
+    let tok = causal_lm::Tokenizer::from_json(&minimal_tokenizer_json()).unwrap();
+    let batch = tok.pad(vec![r[0].clone(), short[0].clone()], PaddingSide::Left);
+    let (t, mask) = batch.to_tensors::<B>(&device);
+    let padded = values(m.forward_full(t, Some(mask), false).logits);
+    let want = single(&m, &short[0], &device);
+    let start = (600 + 40) * 50;
+    let d = max_abs_diff(&padded[start..start + 560 * 50], &want);
+    assert!(d < 1e-4, "padded long row: {d}");
+}
+
 backend_tests!(
+    long_sequences_agree_across_attention_paths,
     kv_cache_matches_full_forward,
     padded_batch_matches_unpadded,
     left_padded_cached_decoding_matches_unpadded,
