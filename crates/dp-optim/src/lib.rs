@@ -1,0 +1,29 @@
+//! DP-SGD building blocks for burn models (in progress: this release holds the sampler, the
+//! secure random stream and the Gaussian noise; clipping, optimisers and the privacy engine
+//! follow).
+//!
+//! * [`DpRng`]: ChaCha20 seeded from the OS (an explicitly insecure seeded mode for tests).
+//! * [`PoissonSampler`]: each record joins a batch independently with probability `q`.
+//! * [`noise::gaussian`]: `N(0, σ²C²)` draws for the clipped sum.
+//!
+//! ```
+//! use dp_optim::{DpRng, PoissonSampler, noise};
+//!
+//! let mut rng = DpRng::secure().unwrap();
+//! let sampler = PoissonSampler::with_expected_batch(50_000, 512.0).unwrap();
+//! let batch = sampler.sample(&mut rng); // about 512 indices, possibly none
+//! assert!(batch.windows(2).all(|w| w[0] < w[1]));
+//! let sigma = 1.0;
+//! let clip = 1.0;
+//! let z = noise::gaussian(&mut rng, 10, sigma * clip).unwrap();
+//! assert_eq!(z.len(), 10);
+//! ```
+
+mod error;
+pub mod noise;
+mod rng;
+mod sampler;
+
+pub use error::DpOptimError;
+pub use rng::DpRng;
+pub use sampler::PoissonSampler;
