@@ -5,6 +5,8 @@
 //! * [`DpRng`]: ChaCha20 seeded from the OS (an explicitly insecure seeded mode for tests).
 //! * [`PoissonSampler`]: each record joins a batch independently with probability `q`.
 //! * [`noise::gaussian`]: `N(0, σ²C²)` draws for the clipped sum.
+//! * [`clipped_sum`] (per-example clipping, generic exact path: one backward per example) and
+//!   [`privatize`] (noise once per logical step, division by the expected batch size).
 //!
 //! ```
 //! use dp_optim::{DpRng, PoissonSampler, noise};
@@ -19,11 +21,13 @@
 //! assert_eq!(z.len(), 10);
 //! ```
 
+pub mod clip;
 mod error;
 pub mod noise;
 mod rng;
 mod sampler;
 
+pub use clip::{ClippedSum, clipped_sum, privatize};
 pub use error::DpOptimError;
 pub use rng::DpRng;
 pub use sampler::PoissonSampler;

@@ -1,0 +1,218 @@
+//! Per-example clipping (the generic exact path) and the noisy, normalised update.
+
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData};
+
+use crate::error::DpOptimError;
+use crate::noise;
+use crate::rng::DpRng;
+
+/// The sum over a batch of per-example gradients, each first scaled to L2 norm at most
+/// `max_grad_norm` over **all** parameters together (flat clipping).
+///
+/// Adding or removing one example changes this sum by a vector of norm at most
+/// `max_grad_norm`: the sensitivity the Gaussian mechanism's noise is calibrated to.
+#[derive(Debug)]
+pub struct ClippedSum {
+    /// The clipped sum, keyed by parameter id (parameters without a gradient are absent).
+    pub grads: GradientsParams,
+    /// Number of examples summed.
+    pub examples: usize,
+    /// How many examples were actually scaled down (their norm exceeded the bound). A count
+    /// over private data: report it only through a DP mechanism or not at all.
+    pub clipped: usize,
+}
+
+fn check_norm(max_grad_norm: f64) -> Result<(), DpOptimError> {
+    if !(max_grad_norm > 0.0 && max_grad_norm.is_finite()) {
+        return Err(DpOptimError::InvalidParameter {
+            field: "max_grad_norm",
+            value: max_grad_norm.to_string(),
+            expected: "a finite number > 0",
+        });
+    }
+    Ok(())
+}
+
+/// Squared L2 norm of all of `grads`' tensors belonging to `model`'s parameters.
+struct SquaredNorm<'a, B: AutodiffBackend> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<B::InnerBackend, 1>>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            let s = g.powi_scalar(2).sum();
+            self.total = Some(match self.total.take() {
+                Some(t) => t + s,
+                None => s,
+            });
+        }
+    }
+}
+
+/// `sum += factor · grads`, parameter by parameter.
+struct Accumulate<'a, B: AutodiffBackend> {
+    grads: &'a GradientsParams,
+    sum: &'a mut GradientsParams,
+    factor: f64,
+    _b: std::marker::PhantomData<B>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Accumulate<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            let g = g * self.factor;
+            let total = match self.sum.remove::<B::InnerBackend, D>(param.id) {
+                Some(s) => s + g,
+                None => g,
+            };
+            self.sum.register::<B::InnerBackend, D>(param.id, total);
+        }
+    }
+}
+
+fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
+    t.into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .expect("f64 data")[0]
+}
+
+/// The clipped per-example gradient sum by the generic exact path: one backward pass per
+/// example, for any module and any per-example loss.
+///
+/// `loss(model, i)` must return example `i`'s loss as a one-element tensor and must depend on
+/// example `i` only (no batch statistics), or the sensitivity bound does not hold.
+pub fn clipped_sum<B, M, F>(
+    model: &M,
+    examples: &[usize],
+    max_grad_norm: f64,
+    mut loss: F,
+) -> Result<ClippedSum, DpOptimError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    F: FnMut(&M, usize) -> Tensor<B, 1>,
+{
+    check_norm(max_grad_norm)?;
+    let mut sum = GradientsParams::new();
+    let mut clipped = 0;
+    for &i in examples {
+        let grads = GradientsParams::from_grads(loss(model, i).backward(), model);
+        let mut norm = SquaredNorm::<B> {
+            grads: &grads,
+            total: None,
+        };
+        model.visit(&mut norm);
+        let norm = norm.total.map(scalar).unwrap_or(0.0).sqrt();
+        let factor = if norm > max_grad_norm {
+            clipped += 1;
+            max_grad_norm / norm
+        } else {
+            1.0
+        };
+        model.visit(&mut Accumulate::<B> {
+            grads: &grads,
+            sum: &mut sum,
+            factor,
+            _b: std::marker::PhantomData,
+        });
+    }
+    Ok(ClippedSum {
+        grads: sum,
+        examples: examples.len(),
+        clipped,
+    })
+}
+
+/// Adds noise and normalises: `(clipped sum + N(0, noise_std²·I)) / expected_batch_size`, for
+/// every float parameter of `model` (parameters absent from the sum get pure noise), ready for
+/// a burn optimiser's `step`.
+struct Privatize<'a, B: AutodiffBackend> {
+    sum: &'a mut GradientsParams,
+    out: GradientsParams,
+    rng: &'a mut DpRng,
+    noise_std: f64,
+    divisor: f64,
+    error: Option<DpOptimError>,
+    _b: std::marker::PhantomData<B>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Privatize<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if self.error.is_some() {
+            return;
+        }
+        let value = param.val().inner();
+        let shape = value.shape();
+        let device = value.device();
+        let g = self
+            .sum
+            .remove::<B::InnerBackend, D>(param.id)
+            .unwrap_or_else(|| Tensor::zeros(shape.clone(), &device));
+        let g = if self.noise_std > 0.0 {
+            match noise::gaussian(self.rng, shape.num_elements(), self.noise_std) {
+                Ok(z) => g + Tensor::from_data(TensorData::new(z, shape), &device),
+                Err(e) => {
+                    self.error = Some(e);
+                    return;
+                }
+            }
+        } else {
+            g
+        };
+        self.out
+            .register::<B::InnerBackend, D>(param.id, g / self.divisor);
+    }
+}
+
+/// The private update of one logical step: the clipped sum plus Gaussian noise of standard
+/// deviation `noise_multiplier · max_grad_norm` on every coordinate of every float parameter,
+/// divided by the *expected* batch size (never the realised one). Noise comes from `rng` (see
+/// [`DpRng`]; an insecure seeded stream voids the guarantee).
+pub fn privatize<B, M>(
+    model: &M,
+    mut sum: ClippedSum,
+    noise_multiplier: f64,
+    max_grad_norm: f64,
+    expected_batch_size: f64,
+    rng: &mut DpRng,
+) -> Result<GradientsParams, DpOptimError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+{
+    check_norm(max_grad_norm)?;
+    if !(noise_multiplier >= 0.0 && noise_multiplier.is_finite()) {
+        return Err(DpOptimError::InvalidParameter {
+            field: "noise_multiplier",
+            value: noise_multiplier.to_string(),
+            expected: "a finite number >= 0",
+        });
+    }
+    if !(expected_batch_size > 0.0 && expected_batch_size.is_finite()) {
+        return Err(DpOptimError::InvalidParameter {
+            field: "expected_batch_size",
+            value: expected_batch_size.to_string(),
+            expected: "a finite number > 0",
+        });
+    }
+    let mut visitor = Privatize::<B> {
+        sum: &mut sum.grads,
+        out: GradientsParams::new(),
+        rng,
+        noise_std: noise_multiplier * max_grad_norm,
+        divisor: expected_batch_size,
+        error: None,
+        _b: std::marker::PhantomData,
+    };
+    model.visit(&mut visitor);
+    match visitor.error {
+        Some(e) => Err(e),
+        None => Ok(visitor.out),
+    }
+}

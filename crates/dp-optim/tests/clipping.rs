@@ -1,0 +1,194 @@
+//! Per-example clipping and the private update, on a small two-layer model (any burn module
+//! works: the generic path needs only a per-example loss).
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::optim::GradientsParams;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Tensor, TensorData};
+use dp_optim::{DpRng, clipped_sum, privatize};
+use proptest::prelude::*;
+
+type B = Autodiff<NdArray>;
+
+#[derive(Module, Debug)]
+struct Net<B: burn::tensor::backend::Backend> {
+    a: Linear<B>,
+    norm: LayerNorm<B>,
+    b: Linear<B>,
+}
+
+fn net(device: &burn::backend::ndarray::NdArrayDevice) -> Net<B> {
+    Net {
+        a: LinearConfig::new(4, 6).init(device),
+        norm: LayerNormConfig::new(6).init(device),
+        b: LinearConfig::new(6, 2).init(device),
+    }
+}
+
+struct Data {
+    x: Vec<[f32; 4]>,
+    y: Vec<[f32; 2]>,
+}
+
+fn data(n: usize, seed: u64, scale: f32) -> Data {
+    let mut s = seed;
+    let mut next = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
+    };
+    Data {
+        x: (0..n).map(|_| [next(), next(), next(), next()]).collect(),
+        y: (0..n).map(|_| [next(), next()]).collect(),
+    }
+}
+
+fn loss(model: &Net<B>, d: &Data, i: usize) -> Tensor<B, 1> {
+    let device = Default::default();
+    let x = Tensor::<B, 2>::from_data(TensorData::new(d.x[i].to_vec(), [1, 4]), &device);
+    let y = Tensor::<B, 2>::from_data(TensorData::new(d.y[i].to_vec(), [1, 2]), &device);
+    let out = model.b.forward(model.norm.forward(model.a.forward(x)));
+    (out - y).powi_scalar(2).sum()
+}
+
+/// All gradient values of a model's parameters, in visiting order (zeros where absent).
+fn flat(model: &Net<B>, grads: &GradientsParams) -> Vec<f64> {
+    struct Collect<'a> {
+        grads: &'a GradientsParams,
+        out: Vec<f64>,
+    }
+    impl ModuleVisitor<B> for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let n = param.val().shape().num_elements();
+            match self
+                .grads
+                .get::<<B as AutodiffBackend>::InnerBackend, D>(param.id)
+            {
+                Some(g) => self
+                    .out
+                    .extend(g.into_data().convert::<f64>().to_vec::<f64>().unwrap()),
+                None => self.out.extend(std::iter::repeat_n(0.0, n)),
+            }
+        }
+    }
+    let mut c = Collect {
+        grads,
+        out: Vec::new(),
+    };
+    model.visit(&mut c);
+    c.out
+}
+
+fn l2(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Adding one example moves the clipped sum by at most C, whatever the data and model.
+    #[test]
+    fn one_record_moves_the_clipped_sum_by_at_most_c(
+        seed: u64, n in 1usize..6, scale in 0.1f32..50.0, c in 0.01f64..5.0,
+    ) {
+        let device = Default::default();
+        let model = net(&device);
+        let d = data(n + 1, seed, scale);
+        let batch: Vec<usize> = (0..n).collect();
+        let with: Vec<usize> = (0..=n).collect();
+        let s1 = clipped_sum(&model, &batch, c, |m, i| loss(m, &d, i)).unwrap();
+        let s2 = clipped_sum(&model, &with, c, |m, i| loss(m, &d, i)).unwrap();
+        let dist = l2(&flat(&model, &s1.grads), &flat(&model, &s2.grads));
+        prop_assert!(dist <= c * (1.0 + 1e-5) + 1e-6, "moved by {dist} > C = {c}");
+    }
+}
+
+#[test]
+fn a_large_gradient_is_scaled_to_exactly_c() {
+    let device = Default::default();
+    let model = net(&device);
+    let d = data(1, 3, 100.0);
+    let s = clipped_sum(&model, &[0], 0.5, |m, i| loss(m, &d, i)).unwrap();
+    let norm = l2(&flat(&model, &s.grads), &vec![0.0; 100]);
+    assert!((norm - 0.5).abs() < 1e-5, "{norm}");
+    assert_eq!((s.examples, s.clipped), (1, 1));
+}
+
+#[test]
+fn without_noise_and_clipping_a_dp_step_is_a_plain_sgd_step() {
+    let device = Default::default();
+    let model = net(&device);
+    let d = data(5, 11, 2.0);
+    let batch = [0usize, 2, 3, 4];
+    let expected_batch = 3.7;
+    let sum = clipped_sum(&model, &batch, 1e9, |m, i| loss(m, &d, i)).unwrap();
+    assert_eq!(sum.clipped, 0);
+    let mut rng = DpRng::insecure_seeded(0);
+    let dp = privatize(&model, sum, 0.0, 1e9, expected_batch, &mut rng).unwrap();
+    // Plain: the gradient of (sum of the batch's losses) / expected batch size.
+    let total = batch
+        .iter()
+        .map(|&i| loss(&model, &d, i))
+        .reduce(|a, b| a + b)
+        .unwrap()
+        / expected_batch;
+    let plain = GradientsParams::from_grads(total.backward(), &model);
+    let (a, b) = (flat(&model, &dp), flat(&model, &plain));
+    let scale = b.iter().map(|v| v.abs()).fold(0.0, f64::max);
+    assert!(l2(&a, &b) <= 1e-5 * scale.max(1.0), "{a:?} vs {b:?}");
+}
+
+#[test]
+fn the_noise_has_the_configured_standard_deviation_on_every_coordinate() {
+    // Zero gradients (empty batch): the update is pure noise / expected batch size.
+    let device = Default::default();
+    let model = net(&device);
+    let (sigma, c, e) = (1.3, 0.7, 4.0);
+    let mut rng = DpRng::secure().unwrap();
+    let mut values = Vec::new();
+    for _ in 0..400 {
+        let sum = clipped_sum(&model, &[], c, |m, i| loss(m, &data(1, 0, 1.0), i)).unwrap();
+        let g = privatize(&model, sum, sigma, c, e, &mut rng).unwrap();
+        values.extend(flat(&model, &g));
+    }
+    let m = values.len() as f64; // 400 steps x 56 coordinates, every parameter covered
+    assert_eq!(values.len(), 400 * (4 * 6 + 6 + 6 + 6 + 6 * 2 + 2));
+    let std = sigma * c / e;
+    let var = values.iter().map(|v| v * v).sum::<f64>() / m; // known mean 0
+    let rel = 4.89 * (2.0 / m).sqrt(); // 1e-6 false-failure bound
+    assert!(
+        (var / (std * std) - 1.0).abs() <= rel,
+        "{var} vs {}",
+        std * std
+    );
+}
+
+#[test]
+fn bad_parameters_are_named() {
+    let device = Default::default();
+    let model = net(&device);
+    let d = data(1, 1, 1.0);
+    let e = clipped_sum(&model, &[0], 0.0, |m, i| loss(m, &d, i))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("max_grad_norm"), "{e}");
+    let mut rng = DpRng::insecure_seeded(1);
+    for (sigma, batch, field) in [
+        (-1.0, 1.0, "noise_multiplier"),
+        (1.0, 0.0, "expected_batch_size"),
+    ] {
+        let sum = clipped_sum(&model, &[0], 1.0, |m, i| loss(m, &d, i)).unwrap();
+        let e = privatize(&model, sum, sigma, 1.0, batch, &mut rng)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(field), "{e}");
+    }
+    let _ = model.valid();
+}
