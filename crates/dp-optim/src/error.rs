@@ -17,6 +17,14 @@ pub enum DpOptimError {
     /// The operating system's randomness source failed.
     #[error("the OS random number generator failed: {0}")]
     OsRng(String),
+    /// The run has spent its budget: no further step is allowed.
+    #[error("privacy budget exhausted: the {steps} steps that fit epsilon = {epsilon} are spent")]
+    BudgetExhausted {
+        /// Steps the budget allowed.
+        steps: u64,
+        /// The target ε.
+        epsilon: f64,
+    },
     /// A privacy-accounting error.
     #[error(transparent)]
     Accounting(#[from] dp_accounting::AccountingError),

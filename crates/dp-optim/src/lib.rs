@@ -7,6 +7,8 @@
 //! * [`noise::gaussian`]: `N(0, σ²C²)` draws for the clipped sum.
 //! * [`clipped_sum`] (per-example clipping, generic exact path: one backward per example) and
 //!   [`privatize`] (noise once per logical step, division by the expected batch size).
+//! * [`PrivacyEngine`]: calibrates σ for (ε, δ, epochs), runs the steps, keeps the ledger and
+//!   refuses to step past the budget; its [`EngineState`] serialises for checkpoints.
 //!
 //! ```
 //! use dp_optim::{DpRng, PoissonSampler, noise};
@@ -22,12 +24,14 @@
 //! ```
 
 pub mod clip;
+pub mod engine;
 mod error;
 pub mod noise;
 mod rng;
 mod sampler;
 
 pub use clip::{ClippedSum, clipped_sum, privatize};
+pub use engine::{EngineConfig, EngineState, PrivacyEngine};
 pub use error::DpOptimError;
 pub use rng::DpRng;
 pub use sampler::PoissonSampler;

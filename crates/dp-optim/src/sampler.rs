@@ -48,6 +48,9 @@ impl PoissonSampler {
 
     /// A sampler whose expected batch size is `expected_batch` (`q = expected_batch / n`).
     pub fn with_expected_batch(n: usize, expected_batch: f64) -> Result<Self, DpOptimError> {
+        if n == 0 {
+            return Self::new(n, 1.0);
+        }
         if !(expected_batch > 0.0 && expected_batch <= n as f64) {
             return Err(DpOptimError::InvalidParameter {
                 field: "expected_batch_size",

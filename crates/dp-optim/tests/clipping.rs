@@ -1,61 +1,19 @@
 //! Per-example clipping and the private update, on a small two-layer model (any burn module
 //! works: the generic path needs only a per-example loss).
 
-use burn::backend::{Autodiff, NdArray};
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Tensor, TensorData};
 use dp_optim::{DpRng, clipped_sum, privatize};
 use proptest::prelude::*;
 
-type B = Autodiff<NdArray>;
+mod common;
 
-#[derive(Module, Debug)]
-struct Net<B: burn::tensor::backend::Backend> {
-    a: Linear<B>,
-    norm: LayerNorm<B>,
-    b: Linear<B>,
-}
-
-fn net(device: &burn::backend::ndarray::NdArrayDevice) -> Net<B> {
-    Net {
-        a: LinearConfig::new(4, 6).init(device),
-        norm: LayerNormConfig::new(6).init(device),
-        b: LinearConfig::new(6, 2).init(device),
-    }
-}
-
-struct Data {
-    x: Vec<[f32; 4]>,
-    y: Vec<[f32; 2]>,
-}
-
-fn data(n: usize, seed: u64, scale: f32) -> Data {
-    let mut s = seed;
-    let mut next = || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
-    };
-    Data {
-        x: (0..n).map(|_| [next(), next(), next(), next()]).collect(),
-        y: (0..n).map(|_| [next(), next()]).collect(),
-    }
-}
-
-fn loss(model: &Net<B>, d: &Data, i: usize) -> Tensor<B, 1> {
-    let device = Default::default();
-    let x = Tensor::<B, 2>::from_data(TensorData::new(d.x[i].to_vec(), [1, 4]), &device);
-    let y = Tensor::<B, 2>::from_data(TensorData::new(d.y[i].to_vec(), [1, 2]), &device);
-    let out = model.b.forward(model.norm.forward(model.a.forward(x)));
-    (out - y).powi_scalar(2).sum()
-}
+use common::{B, data, loss, net};
 
 /// All gradient values of a model's parameters, in visiting order (zeros where absent).
-fn flat(model: &Net<B>, grads: &GradientsParams) -> Vec<f64> {
+fn flat(model: &common::Net<B>, grads: &GradientsParams) -> Vec<f64> {
     struct Collect<'a> {
         grads: &'a GradientsParams,
         out: Vec<f64>,

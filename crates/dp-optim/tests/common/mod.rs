@@ -1,0 +1,51 @@
+//! A small two-layer model with a per-example loss, shared by the tests.
+#![allow(dead_code)]
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::Module;
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::{Tensor, TensorData};
+
+pub type B = Autodiff<NdArray>;
+
+#[derive(Module, Debug)]
+pub struct Net<B: burn::tensor::backend::Backend> {
+    pub a: Linear<B>,
+    pub norm: LayerNorm<B>,
+    pub b: Linear<B>,
+}
+
+pub fn net(device: &burn::backend::ndarray::NdArrayDevice) -> Net<B> {
+    Net {
+        a: LinearConfig::new(4, 6).init(device),
+        norm: LayerNormConfig::new(6).init(device),
+        b: LinearConfig::new(6, 2).init(device),
+    }
+}
+
+pub struct Data {
+    pub x: Vec<[f32; 4]>,
+    pub y: Vec<[f32; 2]>,
+}
+
+pub fn data(n: usize, seed: u64, scale: f32) -> Data {
+    let mut s = seed;
+    let mut next = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
+    };
+    Data {
+        x: (0..n).map(|_| [next(), next(), next(), next()]).collect(),
+        y: (0..n).map(|_| [next(), next()]).collect(),
+    }
+}
+
+pub fn loss(model: &Net<B>, d: &Data, i: usize) -> Tensor<B, 1> {
+    let device = Default::default();
+    let x = Tensor::<B, 2>::from_data(TensorData::new(d.x[i].to_vec(), [1, 4]), &device);
+    let y = Tensor::<B, 2>::from_data(TensorData::new(d.y[i].to_vec(), [1, 2]), &device);
+    let out = model.b.forward(model.norm.forward(model.a.forward(x)));
+    (out - y).powi_scalar(2).sum()
+}
