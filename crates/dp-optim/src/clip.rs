@@ -54,18 +54,30 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_, B> {
     }
 }
 
-/// `sum += factor · grads`, parameter by parameter.
+/// `sum += factor · grads`, parameter by parameter (one factor for all, or one per parameter
+/// in visiting order).
 struct Accumulate<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
     sum: &'a mut GradientsParams,
-    factor: f64,
+    factors: Factors<'a>,
+    index: usize,
     _b: std::marker::PhantomData<B>,
+}
+
+enum Factors<'a> {
+    All(f64),
+    Each(&'a [f64]),
 }
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for Accumulate<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let factor = match self.factors {
+            Factors::All(f) => f,
+            Factors::Each(f) => f[self.index],
+        };
+        self.index += 1;
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            let g = g * self.factor;
+            let g = g * factor;
             let total = match self.sum.remove::<B::InnerBackend, D>(param.id) {
                 Some(s) => s + g,
                 None => g,
@@ -118,7 +130,81 @@ where
         model.visit(&mut Accumulate::<B> {
             grads: &grads,
             sum: &mut sum,
-            factor,
+            factors: Factors::All(factor),
+            index: 0,
+            _b: std::marker::PhantomData,
+        });
+    }
+    Ok(ClippedSum {
+        grads: sum,
+        examples: examples.len(),
+        clipped,
+    })
+}
+
+/// Squared L2 norm of each float parameter's gradient, in visiting order (0 when absent).
+struct SquaredNorms<'a, B: AutodiffBackend> {
+    grads: &'a GradientsParams,
+    norms: Vec<Option<Tensor<B::InnerBackend, 1>>>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorms<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.norms.push(
+            self.grads
+                .get::<B::InnerBackend, D>(param.id)
+                .map(|g| g.powi_scalar(2).sum()),
+        );
+    }
+}
+
+/// As [`clipped_sum`], but each of the model's `L` float parameter tensors is clipped on its
+/// own, to `max_grad_norm / √L`: the per-example vector then still has norm at most
+/// `max_grad_norm` (`√(L · C²/L)`), so the sensitivity, and the noise it needs, are those of
+/// flat clipping. Per-parameter bounds waste less signal on layers with small gradients and
+/// more on those with large ones; flat clipping is the usual default.
+pub fn clipped_sum_per_parameter<B, M, F>(
+    model: &M,
+    examples: &[usize],
+    max_grad_norm: f64,
+    mut loss: F,
+) -> Result<ClippedSum, DpOptimError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    F: FnMut(&M, usize) -> Tensor<B, 1>,
+{
+    check_norm(max_grad_norm)?;
+    let mut sum = GradientsParams::new();
+    let mut clipped = 0;
+    for &i in examples {
+        let grads = GradientsParams::from_grads(loss(model, i).backward(), model);
+        let mut norms = SquaredNorms::<B> {
+            grads: &grads,
+            norms: Vec::new(),
+        };
+        model.visit(&mut norms);
+        let bound = max_grad_norm / (norms.norms.len().max(1) as f64).sqrt();
+        let mut any = false;
+        let factors: Vec<f64> = norms
+            .norms
+            .into_iter()
+            .map(|n| {
+                let n = n.map(scalar).unwrap_or(0.0).sqrt();
+                if n > bound {
+                    any = true;
+                    bound / n
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        clipped += usize::from(any);
+        model.visit(&mut Accumulate::<B> {
+            grads: &grads,
+            sum: &mut sum,
+            factors: Factors::Each(&factors),
+            index: 0,
             _b: std::marker::PhantomData,
         });
     }

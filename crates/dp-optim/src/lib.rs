@@ -30,7 +30,7 @@ pub mod noise;
 mod rng;
 mod sampler;
 
-pub use clip::{ClippedSum, clipped_sum, privatize};
+pub use clip::{ClippedSum, clipped_sum, clipped_sum_per_parameter, privatize};
 pub use engine::{EngineConfig, EngineState, PrivacyEngine};
 pub use error::DpOptimError;
 pub use rng::DpRng;

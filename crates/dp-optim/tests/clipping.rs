@@ -5,7 +5,7 @@ use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
-use dp_optim::{DpRng, clipped_sum, privatize};
+use dp_optim::{DpRng, clipped_sum, clipped_sum_per_parameter, privatize};
 use proptest::prelude::*;
 
 mod common;
@@ -65,6 +65,11 @@ proptest! {
         let s2 = clipped_sum(&model, &with, c, |m, i| loss(m, &d, i)).unwrap();
         let dist = l2(&flat(&model, &s1.grads), &flat(&model, &s2.grads));
         prop_assert!(dist <= c * (1.0 + 1e-5) + 1e-6, "moved by {dist} > C = {c}");
+        // Per-parameter clipping has the same sensitivity.
+        let p1 = clipped_sum_per_parameter(&model, &batch, c, |m, i| loss(m, &d, i)).unwrap();
+        let p2 = clipped_sum_per_parameter(&model, &with, c, |m, i| loss(m, &d, i)).unwrap();
+        let dist = l2(&flat(&model, &p1.grads), &flat(&model, &p2.grads));
+        prop_assert!(dist <= c * (1.0 + 1e-5) + 1e-6, "per-parameter: moved by {dist} > C = {c}");
     }
 }
 
@@ -77,6 +82,30 @@ fn a_large_gradient_is_scaled_to_exactly_c() {
     let norm = l2(&flat(&model, &s.grads), &vec![0.0; 100]);
     assert!((norm - 0.5).abs() < 1e-5, "{norm}");
     assert_eq!((s.examples, s.clipped), (1, 1));
+}
+
+#[test]
+fn per_parameter_clipping_bounds_each_tensor() {
+    let device = Default::default();
+    let model = net(&device);
+    let d = data(1, 3, 100.0);
+    let c = 0.6;
+    let s = clipped_sum_per_parameter(&model, &[0], c, |m, i| loss(m, &d, i)).unwrap();
+    let g = flat(&model, &s.grads);
+    // Parameters in visiting order: a.weight (24), a.bias (6), norm gamma (6), beta (6),
+    // b.weight (12), b.bias (2).
+    let bound = c / 6f64.sqrt();
+    let mut start = 0;
+    for len in [24, 6, 6, 6, 12, 2] {
+        let part = &g[start..start + len];
+        let norm = part.iter().map(|v| v * v).sum::<f64>().sqrt();
+        assert!(norm <= bound * (1.0 + 1e-5), "{norm} > {bound}");
+        start += len;
+    }
+    // With a bound no gradient reaches, both modes agree with the plain sum.
+    let a = clipped_sum_per_parameter(&model, &[0], 1e9, |m, i| loss(m, &d, i)).unwrap();
+    let b = clipped_sum(&model, &[0], 1e9, |m, i| loss(m, &d, i)).unwrap();
+    assert!(l2(&flat(&model, &a.grads), &flat(&model, &b.grads)) < 1e-9);
 }
 
 #[test]
