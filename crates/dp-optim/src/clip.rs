@@ -36,43 +36,25 @@ fn check_norm(max_grad_norm: f64) -> Result<(), DpOptimError> {
     Ok(())
 }
 
-/// Squared L2 norm of all of `grads`' tensors belonging to `model`'s parameters.
-struct SquaredNorm<'a, B: AutodiffBackend> {
-    grads: &'a GradientsParams,
-    total: Option<Tensor<B::InnerBackend, 1>>,
-}
-
-impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_, B> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            let s = g.powi_scalar(2).sum();
-            self.total = Some(match self.total.take() {
-                Some(t) => t + s,
-                None => s,
-            });
-        }
-    }
-}
-
 /// `sum += factor · grads`, parameter by parameter (one factor for all, or one per parameter
 /// in visiting order).
 struct Accumulate<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
     sum: &'a mut GradientsParams,
-    factors: Factors<'a>,
+    factors: Factors,
     index: usize,
     _b: std::marker::PhantomData<B>,
 }
 
-enum Factors<'a> {
+enum Factors {
     All(f64),
-    Each(&'a [f64]),
+    Each(Vec<f64>),
 }
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for Accumulate<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let factor = match self.factors {
-            Factors::All(f) => f,
+        let factor = match &self.factors {
+            Factors::All(f) => *f,
             Factors::Each(f) => f[self.index],
         };
         self.index += 1;
@@ -103,43 +85,14 @@ pub fn clipped_sum<B, M, F>(
     model: &M,
     examples: &[usize],
     max_grad_norm: f64,
-    mut loss: F,
+    loss: F,
 ) -> Result<ClippedSum, DpOptimError>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B>,
     F: FnMut(&M, usize) -> Tensor<B, 1>,
 {
-    check_norm(max_grad_norm)?;
-    let mut sum = GradientsParams::new();
-    let mut clipped = 0;
-    for &i in examples {
-        let grads = GradientsParams::from_grads(loss(model, i).backward(), model);
-        let mut norm = SquaredNorm::<B> {
-            grads: &grads,
-            total: None,
-        };
-        model.visit(&mut norm);
-        let norm = norm.total.map(scalar).unwrap_or(0.0).sqrt();
-        let factor = if norm > max_grad_norm {
-            clipped += 1;
-            max_grad_norm / norm
-        } else {
-            1.0
-        };
-        model.visit(&mut Accumulate::<B> {
-            grads: &grads,
-            sum: &mut sum,
-            factors: Factors::All(factor),
-            index: 0,
-            _b: std::marker::PhantomData,
-        });
-    }
-    Ok(ClippedSum {
-        grads: sum,
-        examples: examples.len(),
-        clipped,
-    })
+    clip_and_sum(model, examples, max_grad_norm, loss, false)
 }
 
 /// Squared L2 norm of each float parameter's gradient, in visiting order (0 when absent).
@@ -167,7 +120,24 @@ pub fn clipped_sum_per_parameter<B, M, F>(
     model: &M,
     examples: &[usize],
     max_grad_norm: f64,
+    loss: F,
+) -> Result<ClippedSum, DpOptimError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    F: FnMut(&M, usize) -> Tensor<B, 1>,
+{
+    clip_and_sum(model, examples, max_grad_norm, loss, true)
+}
+
+/// Both clipping modes: per example, the squared norm of each parameter's gradient, then one
+/// factor for all of them (flat) or one per parameter, then `sum += factor · grad`.
+fn clip_and_sum<B, M, F>(
+    model: &M,
+    examples: &[usize],
+    max_grad_norm: f64,
     mut loss: F,
+    per_parameter: bool,
 ) -> Result<ClippedSum, DpOptimError>
 where
     B: AutodiffBackend,
@@ -184,26 +154,26 @@ where
             norms: Vec::new(),
         };
         model.visit(&mut norms);
-        let bound = max_grad_norm / (norms.norms.len().max(1) as f64).sqrt();
-        let mut any = false;
-        let factors: Vec<f64> = norms
-            .norms
-            .into_iter()
-            .map(|n| {
-                let n = n.map(scalar).unwrap_or(0.0).sqrt();
-                if n > bound {
-                    any = true;
-                    bound / n
-                } else {
-                    1.0
-                }
-            })
-            .collect();
+        let (factors, any) = if per_parameter {
+            let bound = max_grad_norm / (norms.norms.len().max(1) as f64).sqrt();
+            let factors: Vec<f64> = norms
+                .norms
+                .into_iter()
+                .map(|n| clip_factor(n.map(scalar).unwrap_or(0.0).sqrt(), bound))
+                .collect();
+            let any = factors.iter().any(|&f| f < 1.0);
+            (Factors::Each(factors), any)
+        } else {
+            // One host read per example: the squared norms are summed on the device.
+            let total = norms.norms.into_iter().flatten().reduce(|a, b| a + b);
+            let f = clip_factor(total.map(scalar).unwrap_or(0.0).sqrt(), max_grad_norm);
+            (Factors::All(f), f < 1.0)
+        };
         clipped += usize::from(any);
         model.visit(&mut Accumulate::<B> {
             grads: &grads,
             sum: &mut sum,
-            factors: Factors::Each(&factors),
+            factors,
             index: 0,
             _b: std::marker::PhantomData,
         });
@@ -213,6 +183,11 @@ where
         examples: examples.len(),
         clipped,
     })
+}
+
+/// `min(1, bound / norm)`.
+fn clip_factor(norm: f64, bound: f64) -> f64 {
+    if norm > bound { bound / norm } else { 1.0 }
 }
 
 /// Adds noise and normalises: `(clipped sum + N(0, noise_std²·I)) / expected_batch_size`, for
