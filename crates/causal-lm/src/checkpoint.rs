@@ -95,24 +95,29 @@ pub fn load<B: Backend>(
     Ok(model)
 }
 
+/// Which layout `dir` holds, or an error naming the files a checkpoint directory needs.
+pub fn format(dir: impl AsRef<Path>) -> Result<CheckpointFormat, CausalLmError> {
+    let dir = dir.as_ref();
+    detect(dir).ok_or_else(|| CausalLmError::Checkpoint {
+        path: dir.to_path_buf(),
+        message: format!(
+            "not a checkpoint directory: expected {} + {} (Hugging Face) or {} + {} (native)",
+            hf::CONFIG_FILE,
+            hf::WEIGHTS_FILE,
+            NATIVE_CONFIG_FILE,
+            NATIVE_WEIGHTS_FILE
+        ),
+    })
+}
+
 /// Loads a Hugging Face or native checkpoint directory, whichever `dir` holds.
 pub fn load_any<B: Backend>(
     dir: impl AsRef<Path>,
     device: &B::Device,
 ) -> Result<Gpt2<B>, CausalLmError> {
     let dir = dir.as_ref();
-    match detect(dir) {
-        Some(CheckpointFormat::Native) => load(dir, device),
-        Some(CheckpointFormat::HuggingFace) => hf::load(dir, device),
-        None => Err(CausalLmError::Checkpoint {
-            path: dir.to_path_buf(),
-            message: format!(
-                "not a checkpoint directory: expected {} + {} (Hugging Face) or {} + {} (native)",
-                hf::CONFIG_FILE,
-                hf::WEIGHTS_FILE,
-                NATIVE_CONFIG_FILE,
-                NATIVE_WEIGHTS_FILE
-            ),
-        }),
+    match format(dir)? {
+        CheckpointFormat::Native => load(dir, device),
+        CheckpointFormat::HuggingFace => hf::load(dir, device),
     }
 }

@@ -39,6 +39,21 @@ impl BackendKind {
     }
 }
 
+impl BackendKind {
+    /// Parses a command-line name, with an error listing the choices this build offers.
+    pub fn from_arg(name: &str) -> Result<Self, String> {
+        Self::parse(name).ok_or_else(|| {
+            if cfg!(feature = "cuda") {
+                format!("unknown backend `{name}` (choose flex, ndarray or cuda)")
+            } else {
+                format!(
+                    "unknown backend `{name}` (choose flex or ndarray; cuda needs a build with the `cuda` feature)"
+                )
+            }
+        })
+    }
+}
+
 /// Work that can run on any backend: [`dispatch`] picks the concrete one.
 pub trait BackendTask {
     /// What the task returns.

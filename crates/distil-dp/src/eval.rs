@@ -12,20 +12,27 @@ use crate::backend::{BackendKind, BackendTask, dispatch};
 use crate::data::read_texts;
 use crate::error::DistilDpError;
 
-/// What to evaluate.
-#[derive(Debug, Clone)]
+/// What to evaluate (also the arguments of `distil-dp eval`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
-    /// A Hugging Face or native checkpoint directory.
+    /// Hugging Face (config.json + model.safetensors) or native (model.json + model.bpk)
+    /// checkpoint directory.
+    #[arg(long)]
     pub model: PathBuf,
-    /// The texts (plain text, JSONL or CSV with a `text` column).
+    /// Texts: one per line, or JSONL / CSV with a `text` column (by extension).
+    #[arg(long)]
     pub data: PathBuf,
-    /// `tokenizer.json`; default: the one in the model directory.
+    /// tokenizer.json [default: the one in the model directory].
+    #[arg(long)]
     pub tokenizer: Option<PathBuf>,
-    /// Window length; default: the model's `n_positions`.
+    /// Window length in tokens [default: the model's n_positions].
+    #[arg(long)]
     pub block_size: Option<usize>,
     /// Windows per forward pass.
+    #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
-    /// Compute backend.
+    /// Compute backend: flex, ndarray, or cuda (in builds with the `cuda` feature).
+    #[arg(long, default_value = "flex", value_parser = BackendKind::from_arg)]
     pub backend: BackendKind,
 }
 
@@ -73,6 +80,7 @@ pub fn tokenizer_path(model: &Path, explicit: Option<&Path>) -> Result<PathBuf, 
 
 struct EvalTask<'a> {
     args: &'a EvalArgs,
+    format: CheckpointFormat,
     texts: Vec<String>,
     tokenizer: Tokenizer,
     started: Instant,
@@ -82,11 +90,15 @@ impl BackendTask for EvalTask<'_> {
     type Output = Result<EvalReport, DistilDpError>;
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
-        let format = match checkpoint::detect(&self.args.model) {
-            Some(CheckpointFormat::Native) => "native",
-            _ => "huggingface",
+        let (format, model) = match self.format {
+            CheckpointFormat::Native => {
+                ("native", checkpoint::load::<B>(&self.args.model, &device)?)
+            }
+            CheckpointFormat::HuggingFace => (
+                "huggingface",
+                causal_lm::hf::load::<B>(&self.args.model, &device)?,
+            ),
         };
-        let model = checkpoint::load_any::<B>(&self.args.model, &device)?;
         if self.tokenizer.vocab_size() > model.config.vocab_size {
             return Err(CausalLmError::Mismatch(format!(
                 "the tokenizer has {} tokens, the model's vocabulary only {}",
@@ -130,16 +142,14 @@ pub fn evaluate(args: &EvalArgs) -> Result<EvalReport, DistilDpError> {
             expected: "an integer >= 1",
         });
     }
-    if checkpoint::detect(&args.model).is_none() {
-        // Let the loader name what is missing.
-        checkpoint::load_any::<burn::backend::NdArray>(&args.model, &Default::default())?;
-    }
+    let format = checkpoint::format(&args.model)?;
     let tokenizer = Tokenizer::from_file(tokenizer_path(&args.model, args.tokenizer.as_deref())?)?;
     let texts = read_texts(&args.data)?;
     dispatch(
         args.backend,
         EvalTask {
             args,
+            format,
             texts,
             tokenizer,
             started,
