@@ -25,7 +25,7 @@ pub struct ClippedSum {
     pub clipped: usize,
 }
 
-fn check_norm(max_grad_norm: f64) -> Result<(), DpOptimError> {
+pub(crate) fn check_norm(max_grad_norm: f64) -> Result<(), DpOptimError> {
     if !(max_grad_norm > 0.0 && max_grad_norm.is_finite()) {
         return Err(DpOptimError::InvalidParameter {
             field: "max_grad_norm",
@@ -183,6 +183,59 @@ where
         examples: examples.len(),
         clipped,
     })
+}
+
+/// How per-example gradients are bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Clipping {
+    /// One bound `C` on the norm over all parameters together (the usual DP-SGD).
+    #[default]
+    Flat,
+    /// Each of the `L` parameter tensors bounded by `C/√L` on its own (same sensitivity `C`).
+    PerParameter,
+}
+
+/// Clipping factors `min(1, bound/‖g‖)` on the device from per-parameter squared norms
+/// `[batch]` (one per parameter group), and how many examples were scaled down. Flat: one
+/// factor for all groups; per parameter: bound `C/√num_params` per group.
+pub(crate) fn clip_factors<B: Backend>(
+    squared_norms: Vec<Tensor<B, 1>>,
+    max_grad_norm: f64,
+    clipping: Clipping,
+    num_params: usize,
+) -> (Vec<Tensor<B, 1>>, usize) {
+    let groups = squared_norms.len();
+    let factor = |sq: Tensor<B, 1>, bound: f64| {
+        let norm = sq.sqrt();
+        let over = norm.clone().greater_elem(bound).float();
+        let f = (norm.clamp_min(1e-30).recip() * bound).clamp_max(1.0);
+        (f, over)
+    };
+    let (factors, over) = match clipping {
+        Clipping::Flat => {
+            let total = squared_norms
+                .into_iter()
+                .reduce(|a, b| a + b)
+                .expect("at least one parameter");
+            let (f, over) = factor(total, max_grad_norm);
+            (vec![f; groups], over)
+        }
+        Clipping::PerParameter => {
+            let bound = max_grad_norm / (num_params.max(1) as f64).sqrt();
+            let (factors, overs): (Vec<_>, Vec<_>) =
+                squared_norms.into_iter().map(|s| factor(s, bound)).unzip();
+            let any = overs
+                .into_iter()
+                .reduce(|a, b| a + b)
+                .expect("at least one parameter")
+                .greater_elem(0.0)
+                .float();
+            (factors, any)
+        }
+    };
+    let clipped = scalar(over.sum()).round() as usize;
+    (factors, clipped)
 }
 
 /// `min(1, bound / norm)`.

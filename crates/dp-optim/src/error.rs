@@ -25,6 +25,31 @@ pub enum DpOptimError {
         /// The target ε.
         epsilon: f64,
     },
+    /// The fast clipping path met a trainable parameter the model never ran through the tap.
+    #[error(
+        "parameter `{path}` was not used through the layer tap: the fast clipping path cannot see its gradient (route it through the tap or use the generic path)"
+    )]
+    UntappedParameter {
+        /// The parameter's module path.
+        path: String,
+    },
+    /// The loss did not use the layer tap at all: only the generic path can clip it.
+    #[error("the loss ran no layer through the tap: use the generic clipping path")]
+    NothingTapped,
+    /// A parameter was tapped both as a dense/embedding weight and as a bias or gain.
+    #[error("parameter `{path}` was tapped in two incompatible roles")]
+    MixedTapUse {
+        /// The parameter's module path.
+        path: String,
+    },
+    /// The per-example loss has the wrong shape.
+    #[error("the loss returned shape {got:?}: expected one value per example, [{expected}]")]
+    LossShape {
+        /// Number of examples.
+        expected: usize,
+        /// The shape returned.
+        got: Vec<usize>,
+    },
     /// A privacy-accounting error.
     #[error(transparent)]
     Accounting(#[from] dp_accounting::AccountingError),

@@ -1,0 +1,95 @@
+//! Layer taps: the hooks through which a model runs its parameterised layers, so the
+//! fast clipping path can see each layer's input and output gradient.
+//!
+//! A model written against [`LayerTap`] runs unchanged with [`NoTap`] (each method is the
+//! layer's plain forward) and records what ghost clipping needs with
+//! [`crate::ghost::GhostTape`]. Only the four operations below are tapped; a parameter the
+//! model uses any other way is invisible to the fast path, which then refuses to run (see
+//! [`crate::DpOptimError::UntappedParameter`]) instead of returning a wrong clipped sum.
+
+use burn::module::Param;
+use burn::nn::{Embedding, LayerNorm, Linear};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor};
+
+/// The parameterised operations a tapped model routes through its tap.
+///
+/// Shapes: the first axis of every input is the **example** axis (one row per record, never
+/// mixing records), the last axis the features; axes in between (e.g. sequence positions)
+/// are summed over within each example.
+pub trait LayerTap<B: Backend> {
+    /// `x·W + b` of a burn [`Linear`] (`W`: `[d_in, d_out]`), `x`: `[batch, ..., d_in]`.
+    fn linear<const D: usize>(&mut self, layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D>;
+
+    /// `x·Wᵀ` with `W`: `[d_out, d_in]`, `x`: `[batch, ..., d_in]`: a head tied to an
+    /// embedding table (`W` = the table, `[vocab, d_model]`).
+    fn linear_transposed<const D: usize>(
+        &mut self,
+        weight: &Param<Tensor<B, 2>>,
+        x: Tensor<B, D>,
+    ) -> Tensor<B, D>;
+
+    /// Rows of `layer`'s table for `ids`: `[batch, seq]` → `[batch, seq, d_model]`.
+    fn embedding(&mut self, layer: &Embedding<B>, ids: Tensor<B, 2, Int>) -> Tensor<B, 3>;
+
+    /// A burn [`LayerNorm`] over the last axis. `epsilon` must be the one the layer was
+    /// configured with (burn keeps it private); a tap that recomputes the normalised input
+    /// uses it.
+    fn layer_norm<const D: usize>(
+        &mut self,
+        layer: &LayerNorm<B>,
+        epsilon: f64,
+        x: Tensor<B, D>,
+    ) -> Tensor<B, D>;
+}
+
+/// The identity tap: every method is the layer's plain forward pass (zero overhead).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTap;
+
+/// `x·Wᵀ` for `x` of any rank ≥ 2 and `W`: `[d_out, d_in]`.
+pub(crate) fn matmul_transposed<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    weight: Tensor<B, 2>,
+) -> Tensor<B, D> {
+    let dims = x.dims();
+    let d_in = dims[D - 1];
+    let d_out = weight.dims()[0];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let mut out = dims;
+    out[D - 1] = d_out;
+    x.reshape([rows, d_in])
+        .matmul(weight.transpose())
+        .reshape(out)
+}
+
+impl<B: Backend> LayerTap<B> for NoTap {
+    #[inline]
+    fn linear<const D: usize>(&mut self, layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+        layer.forward(x)
+    }
+
+    #[inline]
+    fn linear_transposed<const D: usize>(
+        &mut self,
+        weight: &Param<Tensor<B, 2>>,
+        x: Tensor<B, D>,
+    ) -> Tensor<B, D> {
+        matmul_transposed(x, weight.val())
+    }
+
+    #[inline]
+    fn embedding(&mut self, layer: &Embedding<B>, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        layer.forward(ids)
+    }
+
+    #[inline]
+    fn layer_norm<const D: usize>(
+        &mut self,
+        layer: &LayerNorm<B>,
+        _epsilon: f64,
+        x: Tensor<B, D>,
+    ) -> Tensor<B, D> {
+        layer.forward(x)
+    }
+}
