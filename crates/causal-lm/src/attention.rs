@@ -8,6 +8,8 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Int, Tensor};
 
+use dp_optim::LayerTap;
+
 use crate::cache::LayerCache;
 
 /// Causal multi-head self-attention with GPT-2's fused QKV projection.
@@ -62,16 +64,17 @@ impl<B: Backend> AttentionMask<B> {
 impl<B: Backend> Attention<B> {
     /// `x`: `[batch, seq, n_embd]` → `[batch, seq, n_embd]`. With a cache, the new keys and
     /// values are appended to it and the queries attend over the whole cached sequence.
-    pub(crate) fn forward(
+    pub(crate) fn forward<T: LayerTap<B>>(
         &self,
         x: Tensor<B, 3>,
         mask: &AttentionMask<B>,
         cache: Option<&mut LayerCache<B>>,
+        tap: &mut T,
     ) -> Tensor<B, 3> {
         let [batch, seq, d] = x.dims();
         let heads = self.n_head;
         let head_dim = d / heads;
-        let qkv = self.c_attn.forward(x);
+        let qkv = tap.linear(&self.c_attn, x);
         let split = |i: usize| {
             qkv.clone()
                 .narrow(2, i * d, d)
@@ -92,7 +95,7 @@ impl<B: Backend> Attention<B> {
             attention(q, k, v, mask.masked.clone(), None, options)
         };
         let context = context.swap_dims(1, 2).reshape([batch, seq, d]);
-        self.c_proj.forward(context)
+        tap.linear(&self.c_proj, context)
     }
 
     /// The explicit path, used only when attention dropout is active (the fused kernel has no

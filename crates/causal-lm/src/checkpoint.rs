@@ -86,13 +86,14 @@ pub fn load<B: Backend>(
         ));
     }
     let mut store = BurnpackStore::from_file(&weights).auto_extension(false);
+    let dtype = model.wte.weight.val().dtype();
     model
         .load_from(&mut store)
         .map_err(|e| CausalLmError::Checkpoint {
             path: weights.clone(),
             message: e.to_string(),
         })?;
-    Ok(model)
+    Ok(crate::dtype::cast_params(model, dtype))
 }
 
 /// Which layout `dir` holds, or an error naming the files a checkpoint directory needs.

@@ -250,6 +250,7 @@ pub fn load_weights<B: Backend>(
     if half {
         store = store.with_from_adapter(HalfPrecisionAdapter::new());
     }
+    let dtype = model.wte.weight.val().dtype();
     let result = model
         .load_from(&mut store)
         .map_err(|e| CausalLmError::Checkpoint {
@@ -280,6 +281,7 @@ pub fn load_weights<B: Backend>(
             name: hf_name(missing, prefix),
         });
     }
+    *model = crate::dtype::cast_params(model.clone(), dtype);
     Ok(())
 }
 

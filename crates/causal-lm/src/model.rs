@@ -9,6 +9,8 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
+use dp_optim::{LayerTap, NoTap};
+
 use crate::attention::{Attention, AttentionMask};
 use crate::cache::{KvCache, LayerCache};
 use crate::config::Gpt2Config;
@@ -25,8 +27,9 @@ pub struct Mlp<B: Backend> {
 }
 
 impl<B: Backend> Mlp<B> {
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.c_proj.forward(gelu_tanh(self.c_fc.forward(x)))
+    fn forward<T: LayerTap<B>>(&self, x: Tensor<B, 3>, tap: &mut T) -> Tensor<B, 3> {
+        let h = gelu_tanh(tap.linear(&self.c_fc, x));
+        tap.linear(&self.c_proj, h)
     }
 }
 
@@ -60,15 +63,19 @@ pub struct Block<B: Backend> {
 }
 
 impl<B: Backend> Block<B> {
-    fn forward(
+    fn forward<T: LayerTap<B>>(
         &self,
         x: Tensor<B, 3>,
         mask: &AttentionMask<B>,
         cache: Option<&mut LayerCache<B>>,
+        epsilon: f64,
+        tap: &mut T,
     ) -> Tensor<B, 3> {
-        let a = self.attn.forward(self.ln_1.forward(x.clone()), mask, cache);
+        let h = tap.layer_norm(&self.ln_1, epsilon, x.clone());
+        let a = self.attn.forward(h, mask, cache, tap);
         let x = x + self.resid_drop.forward(a);
-        let m = self.mlp.forward(self.ln_2.forward(x.clone()));
+        let h = tap.layer_norm(&self.ln_2, epsilon, x.clone());
+        let m = self.mlp.forward(h, tap);
         x + self.resid_drop.forward(m)
     }
 }
@@ -190,7 +197,36 @@ impl<B: Backend> Gpt2<B> {
                 .expand([batch, seq]),
         };
         let mask = AttentionMask::new(attention_mask, 0, seq, self.config.n_head);
-        self.run(tokens, positions, &mask, None, output_hidden_states)
+        self.run(
+            tokens,
+            positions,
+            &mask,
+            None,
+            output_hidden_states,
+            &mut NoTap,
+        )
+    }
+
+    /// Logits `[batch, seq, vocab]` as [`Gpt2::forward_full`] computes them, with every
+    /// parameterised layer (embeddings, LayerNorms, Linears, the tied head) run through
+    /// `tap`: with [`dp_optim::GhostTape`] this is the model's fast per-example clipping path
+    /// for DP-SGD (each row of `tokens` is one example; rows never mix).
+    pub fn forward_tapped<T: LayerTap<B>>(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2, Int>>,
+        tap: &mut T,
+    ) -> Tensor<B, 3> {
+        let [batch, seq] = tokens.dims();
+        let device = tokens.device();
+        let positions = match &attention_mask {
+            Some(mask) => (mask.clone().cumsum(1) - 1).clamp_min(0),
+            None => Tensor::<B, 1, Int>::arange(0..seq as i64, &device)
+                .reshape([1, seq])
+                .expand([batch, seq]),
+        };
+        let mask = AttentionMask::new(attention_mask, 0, seq, self.config.n_head);
+        self.run(tokens, positions, &mask, None, false, tap).logits
     }
 
     /// Runs `tokens` after what `cache` already holds and appends their keys and values.
@@ -218,33 +254,35 @@ impl<B: Backend> Gpt2<B> {
         let full_mask = cache.push_mask(new_mask);
         let mask = AttentionMask::new(Some(full_mask), past, seq, self.config.n_head);
         cache.ensure_layers(self.h.len());
-        self.run(tokens, positions, &mask, Some(cache), false)
+        self.run(tokens, positions, &mask, Some(cache), false, &mut NoTap)
     }
 
-    fn run(
+    fn run<T: LayerTap<B>>(
         &self,
         tokens: Tensor<B, 2, Int>,
         positions: Tensor<B, 2, Int>,
         mask: &AttentionMask<B>,
         mut cache: Option<&mut KvCache<B>>,
         output_hidden_states: bool,
+        tap: &mut T,
     ) -> LmOutput<B> {
-        let mut x = self
-            .embd_drop
-            .forward(self.wte.forward(tokens) + self.wpe.forward(positions));
+        let eps = self.config.layer_norm_epsilon;
+        let tokens = tap.embedding(&self.wte, tokens);
+        let positions = tap.embedding(&self.wpe, positions);
+        let mut x = self.embd_drop.forward(tokens + positions);
         let mut hidden = Vec::new();
         for (i, block) in self.h.iter().enumerate() {
             if output_hidden_states {
                 hidden.push(x.clone());
             }
             let layer = cache.as_deref_mut().map(|c| c.layer_mut(i));
-            x = block.forward(x, mask, layer);
+            x = block.forward(x, mask, layer, eps, tap);
         }
-        let x = self.ln_f.forward(x);
+        let x = tap.layer_norm(&self.ln_f, eps, x);
         if output_hidden_states {
             hidden.push(x.clone());
         }
-        let logits = self.lm_head(x);
+        let logits = tap.linear_transposed(&self.wte.weight, x);
         LmOutput {
             logits,
             hidden_states: hidden,
@@ -253,12 +291,7 @@ impl<B: Backend> Gpt2<B> {
 
     /// The tied LM head: `x · wteᵀ`, `[batch, seq, n_embd] → [batch, seq, vocab]`.
     pub fn lm_head(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [batch, seq, d] = x.dims();
-        let w = self.wte.weight.val(); // [vocab, d]
-        let vocab = w.dims()[0];
-        x.reshape([batch * seq, d])
-            .matmul(w.transpose())
-            .reshape([batch, seq, vocab])
+        NoTap.linear_transposed(&self.wte.weight, x)
     }
 
     /// An empty KV cache for this model.
