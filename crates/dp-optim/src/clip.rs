@@ -95,6 +95,21 @@ where
     clip_and_sum(model, examples, max_grad_norm, loss, false)
 }
 
+/// `sum += part`, parameter by parameter (merging the clipped sums of micro-batches).
+pub(crate) fn accumulate<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    sum: &mut GradientsParams,
+    part: &GradientsParams,
+) {
+    model.visit(&mut Accumulate::<B> {
+        grads: part,
+        sum,
+        factors: Factors::All(1.0),
+        index: 0,
+        _b: std::marker::PhantomData,
+    });
+}
+
 /// Squared L2 norm of each float parameter's gradient, in visiting order (0 when absent).
 struct SquaredNorms<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
@@ -132,7 +147,7 @@ where
 
 /// Both clipping modes: per example, the squared norm of each parameter's gradient, then one
 /// factor for all of them (flat) or one per parameter, then `sum += factor · grad`.
-fn clip_and_sum<B, M, F>(
+pub(crate) fn clip_and_sum<B, M, F>(
     model: &M,
     examples: &[usize],
     max_grad_norm: f64,

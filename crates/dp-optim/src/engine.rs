@@ -2,15 +2,32 @@
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 use dp_accounting::{AccountantKind, PrivacyLedger, calibrate_noise_multiplier};
 use serde::{Deserialize, Serialize};
 
-use crate::clip::{clipped_sum, privatize};
+use crate::clip::{ClippedSum, Clipping, accumulate, clip_and_sum, privatize};
 use crate::error::DpOptimError;
+use crate::ghost;
+use crate::loss::ExampleLoss;
 use crate::rng::DpRng;
 use crate::sampler::PoissonSampler;
+use crate::tap::NoTap;
+
+/// Which per-example clipping implementation the engine runs. Both give the same clipped
+/// sum (up to rounding); they differ in cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClippingPath {
+    /// The fast path when the loss runs its layers through the tap, else the generic one
+    /// (decided on the first batch: a loss that taps nothing runs generic from then on).
+    #[default]
+    Auto,
+    /// One backward per example: any module, any loss; cost grows with the batch.
+    Generic,
+    /// Ghost norms and book-keeping: one forward and one backward per physical batch.
+    Fast,
+}
 
 /// Label of DP-SGD steps in the ledger.
 pub const LEDGER_LABEL: &str = "dp-sgd";
@@ -34,6 +51,44 @@ pub struct EngineConfig {
     /// Accountant for calibration and reports (PLD by default).
     #[serde(default)]
     pub accountant: AccountantKind,
+    /// Flat (default) or per-parameter clipping; both have sensitivity `max_grad_norm`.
+    #[serde(default)]
+    pub clipping: Clipping,
+    /// Generic or fast per-example clipping (default: fast when the loss supports it).
+    #[serde(default)]
+    pub clipping_path: ClippingPath,
+    /// Examples per forward/backward pass: a logical (Poisson) batch larger than this is
+    /// split into physical micro-batches whose clipped sums add up before the noise, which
+    /// is drawn once per logical step (gradient accumulation without extra privacy cost).
+    /// `None`: the whole logical batch at once.
+    #[serde(default)]
+    pub physical_batch_size: Option<usize>,
+}
+
+impl EngineConfig {
+    /// A configuration with the defaults: PLD accounting, flat clipping, automatic path,
+    /// whole logical batches.
+    pub fn new(
+        target_epsilon: f64,
+        delta: f64,
+        epochs: f64,
+        dataset_size: usize,
+        expected_batch_size: f64,
+        max_grad_norm: f64,
+    ) -> Self {
+        Self {
+            target_epsilon,
+            delta,
+            epochs,
+            dataset_size,
+            expected_batch_size,
+            max_grad_norm,
+            accountant: AccountantKind::default(),
+            clipping: Clipping::default(),
+            clipping_path: ClippingPath::default(),
+            physical_batch_size: None,
+        }
+    }
 }
 
 /// Calibrated parameters and everything a checkpoint needs to resume exactly: the step count,
@@ -66,6 +121,8 @@ pub struct EngineState {
 pub struct PrivacyEngine {
     state: EngineState,
     sampler: PoissonSampler,
+    /// `Auto` found a loss that taps nothing: generic from now on.
+    generic_only: bool,
 }
 
 impl PrivacyEngine {
@@ -88,6 +145,7 @@ impl PrivacyEngine {
                 expected: "a finite number > 0",
             });
         }
+        check_physical(&config)?;
         let q = sampler.sample_rate();
         let planned_steps = (config.epochs / q).ceil().max(1.0) as u64;
         let accountant = config.accountant.build();
@@ -108,6 +166,7 @@ impl PrivacyEngine {
                 rng,
             },
             sampler,
+            generic_only: false,
         })
     }
 
@@ -117,7 +176,12 @@ impl PrivacyEngine {
             state.config.dataset_size,
             state.config.expected_batch_size,
         )?;
-        Ok(Self { state, sampler })
+        check_physical(&state.config)?;
+        Ok(Self {
+            state,
+            sampler,
+            generic_only: false,
+        })
     }
 
     /// The state to checkpoint together with the model and optimiser.
@@ -158,15 +222,22 @@ impl PrivacyEngine {
             .upper)
     }
 
-    /// One logical DP-SGD step: samples a Poisson batch, clips each example's gradient to C,
-    /// sums, adds `N(0, σ²C²)` once, divides by the expected batch size and records the step
-    /// in the ledger; returns the update for a burn optimiser's `step`. Refused (an error)
-    /// once the planned steps are spent.
-    pub fn step<B, M, F>(&mut self, model: &M, loss: F) -> Result<GradientsParams, DpOptimError>
+    /// One logical DP-SGD step: samples a Poisson batch, clips each example's gradient to C
+    /// (in physical micro-batches if configured), sums, adds `N(0, σ²C²)` once, divides by
+    /// the expected batch size and records the step in the ledger; returns the update for a
+    /// burn optimiser's `step`. Refused (an error) once the planned steps are spent.
+    ///
+    /// A step that fails (e.g. a loss of the wrong shape) releases nothing and is not
+    /// recorded; the sampled batch is discarded.
+    pub fn step<B, M, L>(
+        &mut self,
+        model: &M,
+        loss: &mut L,
+    ) -> Result<GradientsParams, DpOptimError>
     where
         B: AutodiffBackend,
         M: AutodiffModule<B>,
-        F: FnMut(&M, usize) -> Tensor<B, 1>,
+        L: ExampleLoss<B, M>,
     {
         if !self.can_step() {
             return Err(DpOptimError::BudgetExhausted {
@@ -176,7 +247,7 @@ impl PrivacyEngine {
         }
         let batch = self.sampler.sample(&mut self.state.rng);
         let c = self.state.config.max_grad_norm;
-        let sum = clipped_sum(model, &batch, c, loss)?;
+        let sum = self.clipped_sum(model, &batch, loss)?;
         let update = privatize(
             model,
             sum,
@@ -194,4 +265,93 @@ impl PrivacyEngine {
         self.state.steps_taken += 1;
         Ok(update)
     }
+
+    /// The clipped sum of a logical batch, micro-batch by micro-batch, on the configured
+    /// path (no noise, nothing recorded).
+    pub fn clipped_sum<B, M, L>(
+        &mut self,
+        model: &M,
+        batch: &[usize],
+        loss: &mut L,
+    ) -> Result<ClippedSum, DpOptimError>
+    where
+        B: AutodiffBackend,
+        M: AutodiffModule<B>,
+        L: ExampleLoss<B, M>,
+    {
+        let config = &self.state.config;
+        let c = config.max_grad_norm;
+        let clipping = config.clipping;
+        let chunk = config.physical_batch_size.unwrap_or(batch.len()).max(1);
+        let mut total = ClippedSum {
+            grads: GradientsParams::new(),
+            examples: 0,
+            clipped: 0,
+        };
+        for part in batch.chunks(chunk) {
+            let path = match (config.clipping_path, self.generic_only) {
+                (ClippingPath::Auto, true) => ClippingPath::Generic,
+                (path, _) => path,
+            };
+            let sum = match path {
+                ClippingPath::Generic => generic(model, part, c, clipping, loss)?,
+                ClippingPath::Fast => ghost_sum(model, part, c, clipping, loss)?,
+                ClippingPath::Auto => match ghost_sum(model, part, c, clipping, loss) {
+                    Err(DpOptimError::NothingTapped) => {
+                        self.generic_only = true;
+                        generic(model, part, c, clipping, loss)?
+                    }
+                    other => other?,
+                },
+            };
+            accumulate(model, &mut total.grads, &sum.grads);
+            total.examples += sum.examples;
+            total.clipped += sum.clipped;
+        }
+        Ok(total)
+    }
+}
+
+fn generic<B, M, L>(
+    model: &M,
+    examples: &[usize],
+    c: f64,
+    clipping: Clipping,
+    loss: &mut L,
+) -> Result<ClippedSum, DpOptimError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    L: ExampleLoss<B, M>,
+{
+    let one = |m: &M, i: usize| loss.losses(m, &[i], &mut NoTap).reshape([1]);
+    clip_and_sum(model, examples, c, one, clipping == Clipping::PerParameter)
+}
+
+fn ghost_sum<B, M, L>(
+    model: &M,
+    examples: &[usize],
+    c: f64,
+    clipping: Clipping,
+    loss: &mut L,
+) -> Result<ClippedSum, DpOptimError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    L: ExampleLoss<B, M>,
+{
+    ghost::clipped_sum(model, examples, c, clipping, |m, ex, tape| {
+        loss.losses(m, ex, tape)
+    })
+}
+
+fn check_physical(config: &EngineConfig) -> Result<(), DpOptimError> {
+    if config.physical_batch_size == Some(0) {
+        return Err(DpOptimError::InvalidParameter {
+            field: "physical_batch_size",
+            value: "0".into(),
+            expected: "an integer >= 1, or none for whole logical batches",
+        });
+    }
+    Ok(())
 }

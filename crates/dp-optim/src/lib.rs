@@ -27,15 +27,17 @@ pub mod clip;
 pub mod engine;
 mod error;
 pub mod ghost;
+mod loss;
 pub mod noise;
 mod rng;
 mod sampler;
 pub mod tap;
 
 pub use clip::{ClippedSum, Clipping, clipped_sum, clipped_sum_per_parameter, privatize};
-pub use engine::{EngineConfig, EngineState, PrivacyEngine};
+pub use engine::{ClippingPath, EngineConfig, EngineState, PrivacyEngine};
 pub use error::DpOptimError;
 pub use ghost::GhostTape;
+pub use loss::{ExampleLoss, PerExample};
 pub use rng::DpRng;
 pub use sampler::PoissonSampler;
 pub use tap::{LayerTap, NoTap};

@@ -3,19 +3,11 @@
 mod common;
 
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
-use common::{data, loss, net};
-use dp_optim::{DpOptimError, DpRng, EngineConfig, PrivacyEngine};
+use common::{B, Net, data, loss, net};
+use dp_optim::{DpOptimError, DpRng, EngineConfig, PerExample, PrivacyEngine};
 
 fn config() -> EngineConfig {
-    EngineConfig {
-        target_epsilon: 2.0,
-        delta: 1e-5,
-        epochs: 2.0,
-        dataset_size: 200,
-        expected_batch_size: 20.0,
-        max_grad_norm: 1.0,
-        accountant: Default::default(),
-    }
+    EngineConfig::new(2.0, 1e-5, 2.0, 200, 20.0, 1.0)
 }
 
 #[test]
@@ -30,7 +22,9 @@ fn spends_the_budget_and_refuses_to_step_past_it() {
     let mut optim = SgdConfig::new().init();
     let before = model.a.weight.val().into_data();
     while engine.can_step() {
-        let update: GradientsParams = engine.step(&model, |m, i| loss(m, &d, i)).unwrap();
+        let update: GradientsParams = engine
+            .step(&model, &mut PerExample(|m: &Net<B>, i| loss(m, &d, i)))
+            .unwrap();
         model = optim.step(0.1, model, update);
     }
     let spent = engine.epsilon_spent().unwrap();
@@ -38,7 +32,9 @@ fn spends_the_budget_and_refuses_to_step_past_it() {
         spent <= 2.0 && spent > 1.99,
         "calibrated to the budget: spent {spent}"
     );
-    let e = engine.step(&model, |m, i| loss(m, &d, i)).unwrap_err();
+    let e = engine
+        .step(&model, &mut PerExample(|m: &Net<B>, i| loss(m, &d, i)))
+        .unwrap_err();
     assert!(
         matches!(e, DpOptimError::BudgetExhausted { steps: 20, .. }),
         "{e}"
@@ -60,7 +56,9 @@ fn an_interrupted_run_resumes_exactly() {
                 let saved = serde_json::to_string(engine.state()).unwrap();
                 engine = PrivacyEngine::from_state(serde_json::from_str(&saved).unwrap()).unwrap();
             }
-            let g = engine.step(&model, |m, i| loss(m, &d, i)).unwrap();
+            let g = engine
+                .step(&model, &mut PerExample(|m: &Net<B>, i| loss(m, &d, i)))
+                .unwrap();
             let w = g
                 .get::<burn::backend::NdArray, 2>(model.a.weight.id)
                 .unwrap()

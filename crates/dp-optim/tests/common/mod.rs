@@ -49,3 +49,28 @@ pub fn loss(model: &Net<B>, d: &Data, i: usize) -> Tensor<B, 1> {
     let out = model.b.forward(model.norm.forward(model.a.forward(x)));
     (out - y).powi_scalar(2).sum()
 }
+
+/// The same loss as [`loss`], batched and run through a layer tap (both clipping paths).
+pub struct TappedLoss<'a> {
+    pub data: &'a Data,
+}
+
+impl dp_optim::ExampleLoss<B, Net<B>> for TappedLoss<'_> {
+    fn losses<T: dp_optim::LayerTap<B>>(
+        &mut self,
+        m: &Net<B>,
+        examples: &[usize],
+        tap: &mut T,
+    ) -> Tensor<B, 1> {
+        let device = Default::default();
+        let n = examples.len();
+        let x: Vec<f32> = examples.iter().flat_map(|&i| self.data.x[i]).collect();
+        let y: Vec<f32> = examples.iter().flat_map(|&i| self.data.y[i]).collect();
+        let x = Tensor::<B, 2>::from_data(TensorData::new(x, [n, 4]), &device);
+        let y = Tensor::<B, 2>::from_data(TensorData::new(y, [n, 2]), &device);
+        let h = tap.linear(&m.a, x);
+        let h = tap.layer_norm(&m.norm, 1e-5, h);
+        let out = tap.linear(&m.b, h);
+        (out - y).powi_scalar(2).sum_dim(1).reshape([n])
+    }
+}
