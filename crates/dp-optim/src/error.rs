@@ -50,6 +50,14 @@ pub enum DpOptimError {
         /// The shape returned.
         got: Vec<usize>,
     },
+    /// A checkpoint could not be written or read.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// A privacy-accounting error.
     #[error(transparent)]
     Accounting(#[from] dp_accounting::AccountingError),

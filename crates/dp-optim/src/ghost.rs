@@ -359,6 +359,20 @@ fn weighted<IB: Backend>(record: Resolved<IB>, c: &Tensor<IB, 1>) -> Tensor<IB, 
     }
 }
 
+/// Initialises every lazily initialised parameter of `model` in place. burn's parameters may
+/// be lazy (created on first use), and each *clone* of a still-lazy parameter initialises
+/// itself independently, with different random values: a frozen copy or a saved clone
+/// would then not be the caller's model.
+pub(crate) fn initialise_params<B: Backend, M: burn::module::Module<B>>(model: &M) {
+    struct Touch;
+    impl<B: Backend> ModuleVisitor<B> for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Touch);
+}
+
 /// Float parameters of a module in visiting order: id, dotted path, shape, whether trainable.
 pub(crate) struct ParamList {
     pub(crate) params: Vec<(ParamId, String, Vec<usize>, bool)>,
@@ -426,6 +440,7 @@ where
             clipped: 0,
         });
     }
+    initialise_params(model);
     let frozen = model.clone().no_grad();
     let mut tape = GhostTape::<B>::new();
     let losses = loss(&frozen, examples, &mut tape);

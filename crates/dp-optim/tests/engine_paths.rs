@@ -160,3 +160,28 @@ fn a_zero_physical_batch_is_refused() {
     let err = PrivacyEngine::new(config, DpRng::secure().unwrap()).unwrap_err();
     assert!(err.to_string().contains("physical_batch_size"), "{err}");
 }
+
+#[test]
+fn a_lazily_initialised_model_is_clipped_at_its_own_weights() {
+    // burn creates parameters on first use, and each clone of a still-lazy parameter draws
+    // its own values: the fast path's frozen copy must be taken after initialisation.
+    use burn::nn::{LayerNormConfig, LinearConfig};
+    let device = Default::default();
+    let lazy = Net::<B> {
+        a: LinearConfig::new(4, 6).init(&device),
+        norm: LayerNormConfig::new(6).init(&device),
+        b: LinearConfig::new(6, 2).init(&device),
+    };
+    let d = data(10, 2, 2.0);
+    let batch: Vec<usize> = (0..10).collect();
+    let fast = engine_c(ClippingPath::Fast, None, 1e6)
+        .clipped_sum(&lazy, &batch, &mut TappedLoss { data: &d })
+        .unwrap();
+    let generic = engine_c(ClippingPath::Generic, None, 1e6)
+        .clipped_sum(&lazy, &batch, &mut TappedLoss { data: &d })
+        .unwrap();
+    let (f, g) = (flat(&lazy, &fast.grads), flat(&lazy, &generic.grads));
+    for (x, y) in f.iter().zip(&g) {
+        assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");
+    }
+}

@@ -15,12 +15,21 @@ pub struct Net<B: burn::tensor::backend::Backend> {
     pub b: Linear<B>,
 }
 
+/// A freshly initialised [`Net`], its parameters materialised (burn initialises parameters
+/// lazily, and clones of a still-lazy parameter would each draw their own values).
 pub fn net(device: &burn::backend::ndarray::NdArrayDevice) -> Net<B> {
-    Net {
+    let net = Net {
         a: LinearConfig::new(4, 6).init(device),
         norm: LayerNormConfig::new(6).init(device),
         b: LinearConfig::new(6, 2).init(device),
-    }
+    };
+    let _ = (net.a.weight.val(), net.a.bias.as_ref().map(|b| b.val()));
+    let _ = (
+        net.norm.gamma.val(),
+        net.norm.beta.as_ref().map(|b| b.val()),
+    );
+    let _ = (net.b.weight.val(), net.b.bias.as_ref().map(|b| b.val()));
+    net
 }
 
 pub struct Data {
