@@ -1,5 +1,7 @@
 //! The privacy engine: calibrates σ for a budget, samples, clips, noises, and keeps the ledger.
 
+use std::time::Instant;
+
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
@@ -19,8 +21,12 @@ use crate::tap::NoTap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClippingPath {
-    /// The fast path when the loss runs its layers through the tap, else the generic one
-    /// (decided on the first batch: a loss that taps nothing runs generic from then on).
+    /// Whichever is faster here: a loss that taps nothing runs the generic path; otherwise
+    /// the first micro-batch of at least two examples runs both paths, timed, and the faster
+    /// one is kept for the rest of the run (re-measured after a resume). On CPUs the generic
+    /// path wins for small models (its per-example passes cost what the batched pass costs,
+    /// in far less memory); the fast path wins when per-example gradients are large (gpt2)
+    /// and on accelerators. See `docs/benchmarks.md`.
     #[default]
     Auto,
     /// One backward per example: any module, any loss; cost grows with the batch.
@@ -107,6 +113,9 @@ pub struct EngineState {
     pub ledger: PrivacyLedger,
     /// The sampling and noise stream.
     pub rng: DpRng,
+    /// The clipping path `Auto` settled on (kept so a resumed run continues on it).
+    #[serde(default)]
+    pub resolved_path: Option<ClippingPath>,
 }
 
 /// DP-SGD's privacy side: Poisson sampling, per-example clipping, Gaussian noise once per
@@ -121,8 +130,6 @@ pub struct EngineState {
 pub struct PrivacyEngine {
     state: EngineState,
     sampler: PoissonSampler,
-    /// `Auto` found a loss that taps nothing: generic from now on.
-    generic_only: bool,
 }
 
 impl PrivacyEngine {
@@ -164,9 +171,9 @@ impl PrivacyEngine {
                 steps_taken: 0,
                 ledger: PrivacyLedger::new(),
                 rng,
+                resolved_path: None,
             },
             sampler,
-            generic_only: false,
         })
     }
 
@@ -177,11 +184,16 @@ impl PrivacyEngine {
             state.config.expected_batch_size,
         )?;
         check_physical(&state.config)?;
-        Ok(Self {
-            state,
-            sampler,
-            generic_only: false,
-        })
+        Ok(Self { state, sampler })
+    }
+
+    /// The clipping path in use: the configured one, or what `Auto` settled on (`None`
+    /// while undecided).
+    pub fn clipping_path(&self) -> Option<ClippingPath> {
+        match self.state.config.clipping_path {
+            ClippingPath::Auto => self.state.resolved_path,
+            path => Some(path),
+        }
     }
 
     /// The state to checkpoint together with the model and optimiser.
@@ -289,20 +301,35 @@ impl PrivacyEngine {
             clipped: 0,
         };
         for part in batch.chunks(chunk) {
-            let path = match (config.clipping_path, self.generic_only) {
-                (ClippingPath::Auto, true) => ClippingPath::Generic,
-                (path, _) => path,
+            let path = match config.clipping_path {
+                ClippingPath::Auto => self.state.resolved_path.unwrap_or(ClippingPath::Auto),
+                path => path,
             };
             let sum = match path {
                 ClippingPath::Generic => generic(model, part, c, clipping, loss)?,
                 ClippingPath::Fast => ghost_sum(model, part, c, clipping, loss)?,
-                ClippingPath::Auto => match ghost_sum(model, part, c, clipping, loss) {
-                    Err(DpOptimError::NothingTapped) => {
-                        self.generic_only = true;
-                        generic(model, part, c, clipping, loss)?
+                ClippingPath::Auto => {
+                    let start = Instant::now();
+                    match ghost_sum(model, part, c, clipping, loss) {
+                        Err(DpOptimError::NothingTapped) => {
+                            self.state.resolved_path = Some(ClippingPath::Generic);
+                            generic(model, part, c, clipping, loss)?
+                        }
+                        Err(e) => return Err(e),
+                        Ok(fast) if part.len() < 2 => fast,
+                        Ok(fast) => {
+                            let fast_time = start.elapsed();
+                            let start = Instant::now();
+                            let _ = generic(model, part, c, clipping, loss)?;
+                            self.state.resolved_path = Some(if start.elapsed() < fast_time {
+                                ClippingPath::Generic
+                            } else {
+                                ClippingPath::Fast
+                            });
+                            fast
+                        }
                     }
-                    other => other?,
-                },
+                }
             };
             accumulate(model, &mut total.grads, &sum.grads);
             total.examples += sum.examples;

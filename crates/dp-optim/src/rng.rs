@@ -66,4 +66,14 @@ impl DpRng {
     pub fn open01(&mut self) -> f64 {
         ((self.rng.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
     }
+
+    /// Position in the stream, in 32-bit words.
+    pub(crate) fn word_pos(&self) -> u128 {
+        self.rng.get_word_pos()
+    }
+
+    /// Moves to word `pos` of the same stream (ChaCha20 is seekable).
+    pub(crate) fn set_word_pos(&mut self, pos: u128) {
+        self.rng.set_word_pos(pos);
+    }
 }

@@ -101,9 +101,18 @@ fn auto_runs_an_untapped_loss_generically_and_fast_refuses_it() {
     let d = data(20, 4, 2.0);
     let batch: Vec<usize> = (0..6).collect();
     let mut untapped = PerExample(|m: &Net<B>, i| loss(m, &d, i));
-    let auto = engine(ClippingPath::Auto, Some(2))
+    let mut auto_engine = engine(ClippingPath::Auto, Some(2));
+    assert_eq!(auto_engine.clipping_path(), None);
+    let auto = auto_engine
         .clipped_sum(&model, &batch, &mut untapped)
         .unwrap();
+    assert_eq!(auto_engine.clipping_path(), Some(ClippingPath::Generic));
+    // a tapped loss: both paths are timed once and one is kept
+    let mut tapped_engine = engine(ClippingPath::Auto, Some(3));
+    tapped_engine
+        .clipped_sum(&model, &batch, &mut TappedLoss { data: &d })
+        .unwrap();
+    assert!(tapped_engine.clipping_path().is_some());
     let generic = engine(ClippingPath::Generic, None)
         .clipped_sum(&model, &batch, &mut untapped)
         .unwrap();

@@ -25,6 +25,8 @@ fn weights(model: &Net<B>) -> Vec<f32> {
 fn config(optimizer: OptimizerConfig) -> TrainerConfig {
     let mut engine = EngineConfig::new(3.0, 1e-5, 2.0, 100, 10.0, 1.0);
     engine.physical_batch_size = Some(4);
+    // a fixed path: `Auto` picks by timing, and the two paths round differently
+    engine.clipping_path = dp_optim::ClippingPath::Fast;
     TrainerConfig {
         engine,
         optimizer,
