@@ -188,23 +188,7 @@ impl<B: Backend> Gpt2<B> {
         attention_mask: Option<Tensor<B, 2, Int>>,
         output_hidden_states: bool,
     ) -> LmOutput<B> {
-        let [batch, seq] = tokens.dims();
-        let device = tokens.device();
-        let positions = match &attention_mask {
-            Some(mask) => (mask.clone().cumsum(1) - 1).clamp_min(0),
-            None => Tensor::<B, 1, Int>::arange(0..seq as i64, &device)
-                .reshape([1, seq])
-                .expand([batch, seq]),
-        };
-        let mask = AttentionMask::new(attention_mask, 0, seq, self.config.n_head);
-        self.run(
-            tokens,
-            positions,
-            &mask,
-            None,
-            output_hidden_states,
-            &mut NoTap,
-        )
+        self.full(tokens, attention_mask, output_hidden_states, &mut NoTap)
     }
 
     /// Logits `[batch, seq, vocab]` as [`Gpt2::forward_full`] computes them, with every
@@ -217,6 +201,17 @@ impl<B: Backend> Gpt2<B> {
         attention_mask: Option<Tensor<B, 2, Int>>,
         tap: &mut T,
     ) -> Tensor<B, 3> {
+        self.full(tokens, attention_mask, false, tap).logits
+    }
+
+    /// A whole-sequence forward pass (no cache) through `tap`.
+    fn full<T: LayerTap<B>>(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2, Int>>,
+        output_hidden_states: bool,
+        tap: &mut T,
+    ) -> LmOutput<B> {
         let [batch, seq] = tokens.dims();
         let device = tokens.device();
         let positions = match &attention_mask {
@@ -226,7 +221,7 @@ impl<B: Backend> Gpt2<B> {
                 .expand([batch, seq]),
         };
         let mask = AttentionMask::new(attention_mask, 0, seq, self.config.n_head);
-        self.run(tokens, positions, &mask, None, false, tap).logits
+        self.run(tokens, positions, &mask, None, output_hidden_states, tap)
     }
 
     /// Runs `tokens` after what `cache` already holds and appends their keys and values.

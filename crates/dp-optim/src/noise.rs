@@ -1,24 +1,28 @@
 //! Gaussian noise for the clipped gradient sum.
 
+use rand_distr::{Distribution, StandardNormal};
+
 use crate::error::DpOptimError;
 use crate::rng::DpRng;
 
-/// Below this many draws, one thread.
-const PARALLEL_MIN: usize = 1 << 16;
+/// Draws per chunk: chunk `k` of a noise vector comes from stream `k` of the call's key.
+const CHUNK: usize = 1 << 16;
 
 /// `len` independent draws of `N(0, std²)`, as `f32`, from the [`DpRng`].
 ///
-/// Box–Muller in `f64` from 53-bit uniforms in (0, 1), then rounded to `f32`. Floating-point
-/// samplers are not exactly Gaussian (Mironov 2012 showed how a textbook Laplace sampler's
-/// low-order bits leak); the deviation here is at the 2⁻⁵³ level of the uniforms, far below the
-/// `f32` rounding of the gradients the noise is added to, and is not accounted for.
+/// Each call takes a fresh 256-bit ChaCha20 key from the stream; chunk `k` (`2¹⁶` draws) of the
+/// vector comes from ChaCha20 stream `k` under that key, through the ziggurat sampler of
+/// `rand_distr` in `f64` (exact tails by Marsaglia's method), then rounded to `f32`. Chunks are
+/// drawn on all cores, and the values do not depend on the number of threads; the parent
+/// stream advances by exactly one key per call, whatever `len`, so a resumed run draws what
+/// the uninterrupted one would.
 ///
-/// Pair `p` of draws always comes from words `4p..4p+4` after the stream's current position,
-/// so long vectors are generated on all cores (each thread seeks to its own range of the
-/// same ChaCha20 stream) with exactly the values one thread would produce; the stream then
-/// continues after the last word used.
+/// Floating-point samplers are not exactly Gaussian (Mironov 2012 showed how a textbook
+/// Laplace sampler's low-order bits leak); the deviation here comes from 52/53-bit uniforms,
+/// far below the `f32` rounding of the gradients the noise is added to, and is not accounted
+/// for.
 pub fn gaussian(rng: &mut DpRng, len: usize, std: f64) -> Result<Vec<f32>, DpOptimError> {
-    let threads = if len >= PARALLEL_MIN {
+    let threads = if len > CHUNK {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         1
@@ -39,31 +43,33 @@ fn gaussian_on(
             expected: "a finite number >= 0",
         });
     }
-    let pairs = len.div_ceil(2);
-    let mut out = vec![0f32; pairs * 2];
-    let base = rng.word_pos();
-    let chunk_pairs = pairs.div_ceil(threads.max(1)).max(1);
-    let fill = |mut r: DpRng, chunk: &mut [f32]| {
-        for pair in chunk.chunks_exact_mut(2) {
-            let radius = (-2.0 * r.open01().ln()).sqrt() * std;
-            let (sin, cos) = (std::f64::consts::TAU * r.open01()).sin_cos();
-            pair[0] = (radius * cos) as f32;
-            pair[1] = (radius * sin) as f32;
+    let key = rng.fork_key();
+    let mut out = vec![0f32; len];
+    let fill = |k: usize, chunk: &mut [f32]| {
+        let mut r = key.clone();
+        r.set_stream(k as u64);
+        for x in chunk {
+            let z: f64 = StandardNormal.sample(&mut r);
+            *x = (z * std) as f32;
         }
     };
+    let chunks: Vec<(usize, &mut [f32])> = out.chunks_mut(CHUNK).enumerate().collect();
+    let threads = threads.clamp(1, chunks.len().max(1));
+    let per_thread = chunks.len().div_ceil(threads).max(1);
+    let mut groups: Vec<Vec<(usize, &mut [f32])>> = Vec::new();
+    let mut chunks = chunks.into_iter().peekable();
+    while chunks.peek().is_some() {
+        groups.push(chunks.by_ref().take(per_thread).collect());
+    }
     std::thread::scope(|scope| {
-        for (j, chunk) in out.chunks_mut(chunk_pairs * 2).enumerate() {
-            let mut r = rng.clone();
-            r.set_word_pos(base + (j * chunk_pairs * 4) as u128);
+        for group in groups {
             if threads > 1 {
-                scope.spawn(move || fill(r, chunk));
+                scope.spawn(|| group.into_iter().for_each(|(k, c)| fill(k, c)));
             } else {
-                fill(r, chunk);
+                group.into_iter().for_each(|(k, c)| fill(k, c));
             }
         }
     });
-    rng.set_word_pos(base + (pairs * 4) as u128);
-    out.truncate(len);
     Ok(out)
 }
 
@@ -72,8 +78,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn threads_draw_exactly_what_one_thread_draws_and_the_stream_continues() {
-        for len in [1, 2, 7, 1000, 100_001] {
+    fn threads_draw_exactly_what_one_thread_draws() {
+        for len in [1, 2, 7, 1000, CHUNK, 3 * CHUNK + 5] {
             let mut one = DpRng::insecure_seeded(3);
             let mut many = DpRng::insecure_seeded(3);
             let a = gaussian_on(&mut one, len, 2.0, 1).unwrap();
@@ -85,14 +91,22 @@ mod tests {
     }
 
     #[test]
-    fn consecutive_calls_do_not_reuse_randomness() {
-        let mut rng = DpRng::insecure_seeded(4);
-        let a = gaussian_on(&mut rng, 64, 1.0, 3).unwrap();
-        let b = gaussian_on(&mut rng, 64, 1.0, 3).unwrap();
-        assert!(a.iter().zip(&b).all(|(x, y)| x != y));
-        // and a two-call sequence equals one long call (no words skipped)
-        let mut whole = DpRng::insecure_seeded(4);
-        let c = gaussian_on(&mut whole, 128, 1.0, 2).unwrap();
-        assert_eq!([a, b].concat(), c);
+    fn each_call_takes_one_key_whatever_its_length() {
+        let mut short = DpRng::insecure_seeded(4);
+        let mut long = DpRng::insecure_seeded(4);
+        let a = gaussian_on(&mut short, 3, 1.0, 1).unwrap();
+        let b = gaussian_on(&mut long, 2 * CHUNK + 1, 1.0, 2).unwrap();
+        assert_eq!(a[..], b[..3], "the same key and stream start");
+        assert_eq!(short.next_u64(), long.next_u64());
+        // consecutive calls use different keys
+        let c = gaussian_on(&mut short, 3, 1.0, 1).unwrap();
+        assert!(a.iter().zip(&c).all(|(x, y)| x != y));
+        // chunks are different streams
+        assert!(
+            b[..64]
+                .iter()
+                .zip(&b[CHUNK..CHUNK + 64])
+                .all(|(x, y)| x != y)
+        );
     }
 }

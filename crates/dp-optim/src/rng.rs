@@ -67,13 +67,11 @@ impl DpRng {
         ((self.rng.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
     }
 
-    /// Position in the stream, in 32-bit words.
-    pub(crate) fn word_pos(&self) -> u128 {
-        self.rng.get_word_pos()
-    }
-
-    /// Moves to word `pos` of the same stream (ChaCha20 is seekable).
-    pub(crate) fn set_word_pos(&mut self, pos: u128) {
-        self.rng.set_word_pos(pos);
+    /// A fresh ChaCha20 key drawn from this stream (32 bytes): the root of the independent
+    /// per-chunk streams one noise vector is drawn from.
+    pub(crate) fn fork_key(&mut self) -> ChaCha20Rng {
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        ChaCha20Rng::from_seed(seed)
     }
 }

@@ -10,35 +10,7 @@ use proptest::prelude::*;
 
 mod common;
 
-use common::{B, data, loss, net};
-
-/// All gradient values of a model's parameters, in visiting order (zeros where absent).
-fn flat(model: &common::Net<B>, grads: &GradientsParams) -> Vec<f64> {
-    struct Collect<'a> {
-        grads: &'a GradientsParams,
-        out: Vec<f64>,
-    }
-    impl ModuleVisitor<B> for Collect<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let n = param.val().shape().num_elements();
-            match self
-                .grads
-                .get::<<B as AutodiffBackend>::InnerBackend, D>(param.id)
-            {
-                Some(g) => self
-                    .out
-                    .extend(g.into_data().convert::<f64>().to_vec::<f64>().unwrap()),
-                None => self.out.extend(std::iter::repeat_n(0.0, n)),
-            }
-        }
-    }
-    let mut c = Collect {
-        grads,
-        out: Vec::new(),
-    };
-    model.visit(&mut c);
-    c.out
-}
+use common::{B, data, flat, loss, net};
 
 fn l2(a: &[f64], b: &[f64]) -> f64 {
     a.iter()

@@ -7,35 +7,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
-use common::{B, Net, TappedLoss, data, loss, net};
+use common::{B, Net, TappedLoss, data, flat, loss, net};
 use dp_optim::{ClippingPath, DpOptimError, DpRng, EngineConfig, PerExample, PrivacyEngine};
-
-fn flat(model: &Net<B>, grads: &GradientsParams) -> Vec<f64> {
-    struct Collect<'a> {
-        grads: &'a GradientsParams,
-        out: Vec<f64>,
-    }
-    impl ModuleVisitor<B> for Collect<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let n = param.val().shape().num_elements();
-            match self
-                .grads
-                .get::<<B as AutodiffBackend>::InnerBackend, D>(param.id)
-            {
-                Some(g) => self
-                    .out
-                    .extend(g.into_data().convert::<f64>().to_vec::<f64>().unwrap()),
-                None => self.out.extend(std::iter::repeat_n(0.0, n)),
-            }
-        }
-    }
-    let mut c = Collect {
-        grads,
-        out: Vec::new(),
-    };
-    model.visit(&mut c);
-    c.out
-}
 
 fn engine(path: ClippingPath, physical: Option<usize>) -> PrivacyEngine {
     engine_c(path, physical, 0.7)
@@ -119,7 +92,7 @@ fn auto_runs_an_untapped_loss_generically_and_fast_refuses_it() {
     let (a, g) = (flat(&model, &auto.grads), flat(&model, &generic.grads));
     for (x, y) in a.iter().zip(&g) {
         // the same per-example gradients, summed in two micro-batch groupings
-        assert!((x - y).abs() <= 1e-6 * (1.0 + y.abs()), "{x} vs {y}");
+        assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");
     }
     let err = engine(ClippingPath::Fast, None)
         .clipped_sum(&model, &batch, &mut untapped)

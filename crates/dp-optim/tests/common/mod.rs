@@ -83,3 +83,33 @@ impl dp_optim::ExampleLoss<B, Net<B>> for TappedLoss<'_> {
         (out - y).powi_scalar(2).sum_dim(1).reshape([n])
     }
 }
+
+/// All gradient values of a model's parameters, in visiting order (zeros where absent).
+pub fn flat(model: &Net<B>, grads: &burn::optim::GradientsParams) -> Vec<f64> {
+    use burn::module::{ModuleVisitor, Param};
+    use burn::tensor::backend::AutodiffBackend;
+    struct Collect<'a> {
+        grads: &'a burn::optim::GradientsParams,
+        out: Vec<f64>,
+    }
+    impl ModuleVisitor<B> for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let n = param.val().shape().num_elements();
+            match self
+                .grads
+                .get::<<B as AutodiffBackend>::InnerBackend, D>(param.id)
+            {
+                Some(g) => self
+                    .out
+                    .extend(g.into_data().convert::<f64>().to_vec::<f64>().unwrap()),
+                None => self.out.extend(std::iter::repeat_n(0.0, n)),
+            }
+        }
+    }
+    let mut c = Collect {
+        grads,
+        out: Vec::new(),
+    };
+    model.visit(&mut c);
+    c.out
+}
