@@ -1,16 +1,14 @@
 //! Per-example clipping and the private update, on a small two-layer model (any burn module
 //! works: the generic path needs only a per-example loss).
 
-use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
-use burn::tensor::backend::AutodiffBackend;
 use dp_optim::{DpRng, clipped_sum, clipped_sum_per_parameter, privatize};
 use proptest::prelude::*;
 
 mod common;
 
-use common::{B, data, flat, loss, net};
+use common::{data, flat, loss, net};
 
 fn l2(a: &[f64], b: &[f64]) -> f64 {
     a.iter()

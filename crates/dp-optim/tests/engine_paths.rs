@@ -3,10 +3,7 @@
 
 mod common;
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
-use burn::tensor::backend::AutodiffBackend;
 use common::{B, Net, TappedLoss, data, flat, loss, net};
 use dp_optim::{ClippingPath, DpOptimError, DpRng, EngineConfig, PerExample, PrivacyEngine};
 
