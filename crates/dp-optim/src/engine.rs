@@ -136,6 +136,7 @@ impl PrivacyEngine {
     /// Validates `config`, calibrates σ so that `⌈epochs / q⌉` steps spend at most the target
     /// ε, and starts an empty ledger.
     pub fn new(config: EngineConfig, rng: DpRng) -> Result<Self, DpOptimError> {
+        warn_if_insecure(&rng);
         let sampler =
             PoissonSampler::with_expected_batch(config.dataset_size, config.expected_batch_size)?;
         if !(config.epochs > 0.0 && config.epochs.is_finite()) {
@@ -179,6 +180,7 @@ impl PrivacyEngine {
 
     /// Resumes from a saved [`EngineState`] (e.g. from a checkpoint).
     pub fn from_state(state: EngineState) -> Result<Self, DpOptimError> {
+        warn_if_insecure(&state.rng);
         let sampler = PoissonSampler::with_expected_batch(
             state.config.dataset_size,
             state.config.expected_batch_size,
@@ -370,6 +372,22 @@ where
     ghost::clipped_sum(model, examples, c, clipping, |m, ex, tape| {
         loss.losses(m, ex, tape)
     })
+}
+
+/// Logs (at `warn`, through the `log` facade) that a run's randomness is seeded by the caller.
+fn warn_if_insecure(rng: &DpRng) {
+    if rng.is_insecure() {
+        log::warn!(
+            "dp-optim: INSECURE seeded random stream: sampling and noise are reproducible by anyone who knows the seed; this run has NO differential-privacy guarantee"
+        );
+    }
+}
+
+impl PrivacyEngine {
+    /// Whether this run uses [`DpRng::insecure_seeded`] (no privacy guarantee).
+    pub fn is_insecure(&self) -> bool {
+        self.state.rng.is_insecure()
+    }
 }
 
 fn check_physical(config: &EngineConfig) -> Result<(), DpOptimError> {

@@ -130,3 +130,16 @@ fn bad_configurations_are_named() {
         assert!(e.contains(field), "{field}: {e}");
     }
 }
+
+#[test]
+fn an_insecure_stream_is_flagged_in_the_api_and_the_saved_state() {
+    let seeded = PrivacyEngine::new(config(), DpRng::insecure_seeded(1)).unwrap();
+    assert!(seeded.is_insecure());
+    let json = serde_json::to_string(seeded.state()).unwrap();
+    assert!(json.contains("\"insecure\":true"), "{json}");
+    assert!(
+        !PrivacyEngine::new(config(), DpRng::secure().unwrap())
+            .unwrap()
+            .is_insecure()
+    );
+}
