@@ -10,10 +10,13 @@
 //!   50, top-p 0.9, temperature 1, no repeated bigram, 128 tokens); [`processors`] holds each
 //!   step on its own.
 //! * [`ControlCodeFormat`]: `Business Category: Food\tReview Stars: 5.0\n\n` prompts.
+//! * [`SampleAllocation`], [`dp_histogram`], [`proportional`]: samples per control code,
+//!   uniformly, from given weights, or from the private label counts released by the
+//!   Gaussian mechanism and recorded in the privacy ledger.
 //!
 //! Generation is post-processing of the DP teacher: it spends no privacy budget. The prompts'
-//! label *counts*, when taken from the private data, are a release of their own (to be
-//! accounted: see the crate README).
+//! label *counts*, when taken from the private data, are a release of their own:
+//! [`dp_histogram`] makes it a Gaussian mechanism and records it in the ledger.
 //!
 //! ```
 //! use synth_gen::ControlCodeFormat;
@@ -22,12 +25,14 @@
 //! assert_eq!(prompt, "Business Category: Food\tReview Stars: 5.0\n\n");
 //! ```
 
+mod allocation;
 mod config;
 mod control;
 mod error;
 mod generate;
 pub mod processors;
 
+pub use allocation::{HISTOGRAM_LABEL, SampleAllocation, dp_histogram, proportional};
 pub use config::GenerationConfig;
 pub use control::ControlCodeFormat;
 pub use error::SynthGenError;
