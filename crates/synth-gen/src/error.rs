@@ -14,6 +14,14 @@ pub enum SynthGenError {
         /// The allowed range, in words.
         expected: String,
     },
+    /// The output file could not be read or written.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 pub(crate) fn invalid(

@@ -10,6 +10,9 @@
 //!   50, top-p 0.9, temperature 1, no repeated bigram, 128 tokens); [`processors`] holds each
 //!   step on its own.
 //! * [`ControlCodeFormat`]: `Business Category: Food\tReview Stars: 5.0\n\n` prompts.
+//! * [`JsonlSink`]: streamed JSONL (text plus label columns) flushed per sample; reopening
+//!   resumes after the last complete line; empty generations dropped, exact repeats
+//!   optionally.
 //! * [`SampleAllocation`], [`dp_histogram`], [`proportional`]: samples per control code,
 //!   uniformly, from given weights, or from the private label counts released by the
 //!   Gaussian mechanism and recorded in the privacy ledger.
@@ -30,6 +33,7 @@ mod config;
 mod control;
 mod error;
 mod generate;
+mod output;
 pub mod processors;
 
 pub use allocation::{HISTOGRAM_LABEL, SampleAllocation, dp_histogram, proportional};
@@ -37,3 +41,4 @@ pub use config::GenerationConfig;
 pub use control::ControlCodeFormat;
 pub use error::SynthGenError;
 pub use generate::{SpecialTokens, generate};
+pub use output::{JsonlSink, Resume, Sample};

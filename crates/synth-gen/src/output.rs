@@ -1,0 +1,145 @@
+//! Streamed JSONL output that survives interruption.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::SynthGenError;
+
+/// One synthetic sample: its index in the run, its text and its control-code labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Position in the run (sample `i` is generated from stream `i` of the seed).
+    pub index: u64,
+    /// The generated text (new tokens only, without the prompt).
+    pub text: String,
+    /// `(column, value)` labels of its control code.
+    pub labels: Vec<(String, String)>,
+}
+
+/// What an opened output file already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    /// The first sample index not yet written (0 for a new file).
+    pub next_index: u64,
+    /// Samples already in the file.
+    pub written: u64,
+}
+
+/// A JSONL file written one line per kept sample and flushed as it goes: `{"index": i,
+/// "text": ..., "<label>": ...}`. Reopening a file resumes it: a last line cut short by a kill
+/// is removed, and generation continues after the highest index written (samples after it
+/// that were filtered out are simply generated again, identically, from their own streams).
+/// Empty and whitespace-only generations (prompt only) are dropped; with `dedup`, so are
+/// exact repeats of a text already in the file.
+#[derive(Debug)]
+pub struct JsonlSink {
+    file: File,
+    path: PathBuf,
+    dedup: Option<HashSet<String>>,
+    written: u64,
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> SynthGenError {
+    SynthGenError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+impl JsonlSink {
+    /// Opens (creating if needed) `path` and reports where to resume.
+    pub fn open(path: impl AsRef<Path>, dedup: bool) -> Result<(Self, Resume), SynthGenError> {
+        let path = path.as_ref().to_path_buf();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        let mut seen = HashSet::new();
+        let mut next_index = 0u64;
+        let mut written = 0u64;
+        let mut complete = 0u64; // bytes up to the last complete line
+        let mut reader = BufReader::new(&mut file);
+        let mut line = String::new();
+        let mut number = 0usize;
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line).map_err(|e| io(&path, e))?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            if !line.ends_with('\n') {
+                break; // cut short by an interruption: dropped below
+            }
+            let value: Value = serde_json::from_str(&line).map_err(|e| {
+                io(
+                    &path,
+                    format!("line {number}: not a sample written by synth-gen ({e})"),
+                )
+            })?;
+            let index = value["index"]
+                .as_u64()
+                .ok_or_else(|| io(&path, format!("line {number}: no integer \"index\" field")))?;
+            if let Some(text) = value["text"].as_str() {
+                seen.insert(text.to_string());
+            }
+            next_index = next_index.max(index + 1);
+            written += 1;
+            complete += n as u64;
+        }
+        drop(reader);
+        file.set_len(complete).map_err(|e| io(&path, e))?;
+        file.seek(SeekFrom::End(0)).map_err(|e| io(&path, e))?;
+        Ok((
+            Self {
+                file,
+                path,
+                dedup: dedup.then_some(seen),
+                written,
+            },
+            Resume {
+                next_index,
+                written,
+            },
+        ))
+    }
+
+    /// Writes `sample` unless it is empty or (with dedup) a repeat; returns whether it was
+    /// kept. The line is flushed before returning.
+    pub fn write(&mut self, sample: &Sample) -> Result<bool, SynthGenError> {
+        if sample.text.trim().is_empty() {
+            return Ok(false);
+        }
+        if let Some(seen) = &mut self.dedup
+            && !seen.insert(sample.text.clone())
+        {
+            return Ok(false);
+        }
+        let mut object = Map::new();
+        object.insert("index".into(), Value::from(sample.index));
+        object.insert("text".into(), Value::from(sample.text.clone()));
+        for (k, v) in &sample.labels {
+            object.insert(k.clone(), Value::from(v.clone()));
+        }
+        let mut line = Value::Object(object).to_string();
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|_| self.file.flush())
+            .map_err(|e| io(&self.path, e))?;
+        self.written += 1;
+        Ok(true)
+    }
+
+    /// Samples in the file.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+}
