@@ -10,6 +10,8 @@
 //!   50, top-p 0.9, temperature 1, no repeated bigram, 128 tokens); [`processors`] holds each
 //!   step on its own.
 //! * [`ControlCodeFormat`]: `Business Category: Food\tReview Stars: 5.0\n\n` prompts.
+//! * [`synthesize`]: control codes and their sample counts in, a resumable JSONL corpus out,
+//!   with a progress line (samples/s, ETA).
 //! * [`JsonlSink`]: streamed JSONL (text plus label columns) flushed per sample; reopening
 //!   resumes after the last complete line; empty generations dropped, exact repeats
 //!   optionally.
@@ -35,6 +37,7 @@ mod error;
 mod generate;
 mod output;
 pub mod processors;
+mod synthesize;
 
 pub use allocation::{HISTOGRAM_LABEL, SampleAllocation, dp_histogram, proportional};
 pub use config::GenerationConfig;
@@ -42,3 +45,4 @@ pub use control::ControlCodeFormat;
 pub use error::SynthGenError;
 pub use generate::{SpecialTokens, generate};
 pub use output::{JsonlSink, Resume, Sample};
+pub use synthesize::{CodeJob, SynthesisReport, synthesize};
