@@ -59,7 +59,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Accumulate<'_, B> {
         };
         self.index += 1;
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            let g = g * factor;
+            let g = if factor == 1.0 { g } else { g * factor };
             let total = match self.sum.remove::<B::InnerBackend, D>(param.id) {
                 Some(s) => s + g,
                 None => g,
@@ -92,7 +92,7 @@ where
     M: AutodiffModule<B>,
     F: FnMut(&M, usize) -> Tensor<B, 1>,
 {
-    clip_and_sum(model, examples, max_grad_norm, loss, false)
+    clip_and_sum(model, examples, max_grad_norm, loss, Clipping::Flat)
 }
 
 /// `sum += part`, parameter by parameter (merging the clipped sums of micro-batches).
@@ -142,7 +142,7 @@ where
     M: AutodiffModule<B>,
     F: FnMut(&M, usize) -> Tensor<B, 1>,
 {
-    clip_and_sum(model, examples, max_grad_norm, loss, true)
+    clip_and_sum(model, examples, max_grad_norm, loss, Clipping::PerParameter)
 }
 
 /// Both clipping modes: per example, the squared norm of each parameter's gradient, then one
@@ -152,7 +152,7 @@ pub(crate) fn clip_and_sum<B, M, F>(
     examples: &[usize],
     max_grad_norm: f64,
     mut loss: F,
-    per_parameter: bool,
+    clipping: Clipping,
 ) -> Result<ClippedSum, DpOptimError>
 where
     B: AutodiffBackend,
@@ -169,7 +169,7 @@ where
             norms: Vec::new(),
         };
         model.visit(&mut norms);
-        let (factors, any) = if per_parameter {
+        let (factors, any) = if clipping == Clipping::PerParameter {
             let bound = max_grad_norm / (norms.norms.len().max(1) as f64).sqrt();
             let factors: Vec<f64> = norms
                 .norms

@@ -8,7 +8,7 @@ use burn::tensor::backend::AutodiffBackend;
 use dp_accounting::{AccountantKind, PrivacyLedger, calibrate_noise_multiplier};
 use serde::{Deserialize, Serialize};
 
-use crate::clip::{ClippedSum, Clipping, accumulate, clip_and_sum, privatize};
+use crate::clip::{ClippedSum, Clipping, accumulate, check_norm, clip_and_sum, privatize};
 use crate::error::DpOptimError;
 use crate::ghost;
 use crate::loss::ExampleLoss;
@@ -146,13 +146,7 @@ impl PrivacyEngine {
                 expected: "a finite number > 0",
             });
         }
-        if !(config.max_grad_norm > 0.0 && config.max_grad_norm.is_finite()) {
-            return Err(DpOptimError::InvalidParameter {
-                field: "max_grad_norm",
-                value: config.max_grad_norm.to_string(),
-                expected: "a finite number > 0",
-            });
-        }
+        check_norm(config.max_grad_norm)?;
         check_physical(&config)?;
         let q = sampler.sample_rate();
         let planned_steps = (config.epochs / q).ceil().max(1.0) as u64;
@@ -354,7 +348,7 @@ where
     L: ExampleLoss<B, M>,
 {
     let one = |m: &M, i: usize| loss.losses(m, &[i], &mut NoTap).reshape([1]);
-    clip_and_sum(model, examples, c, one, clipping == Clipping::PerParameter)
+    clip_and_sum(model, examples, c, one, clipping)
 }
 
 fn ghost_sum<B, M, L>(

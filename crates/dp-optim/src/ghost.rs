@@ -457,7 +457,6 @@ where
     let mut groups: Vec<(ParamId, Vec<Resolved<Inner<B>>>)> = Vec::new();
     let mut index: HashMap<ParamId, usize> = HashMap::new();
     let grads = losses.sum().backward();
-    let mut kinds: HashMap<ParamId, bool> = HashMap::new(); // true = outer
     for record in tape.records {
         let (param, resolved) = match record {
             Pending::Outer {
@@ -484,19 +483,23 @@ where
                 (param, Resolved::Direct(g.sum_dim(1).squeeze_dim(1)))
             }
         };
-        let outer = matches!(resolved, Resolved::Outer { .. });
-        if *kinds.entry(param).or_insert(outer) != outer {
+        let slot = *index.entry(param).or_insert_with(|| {
+            groups.push((param, Vec::new()));
+            groups.len() - 1
+        });
+        let group = &mut groups[slot].1;
+        let outer = |r: &Resolved<Inner<B>>| matches!(r, Resolved::Outer { .. });
+        if group
+            .first()
+            .is_some_and(|first| outer(first) != outer(&resolved))
+        {
             let path = params
                 .iter()
                 .find(|p| p.0 == param)
                 .map_or_else(|| param.to_string(), |p| p.1.clone());
             return Err(DpOptimError::MixedTapUse { path });
         }
-        let slot = *index.entry(param).or_insert_with(|| {
-            groups.push((param, Vec::new()));
-            groups.len() - 1
-        });
-        groups[slot].1.push(resolved);
+        group.push(resolved);
     }
     for (id, path, _, trainable) in &params {
         if *trainable && !index.contains_key(id) {

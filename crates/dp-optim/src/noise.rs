@@ -53,20 +53,21 @@ fn gaussian_on(
             *x = (z * std) as f32;
         }
     };
-    let chunks: Vec<(usize, &mut [f32])> = out.chunks_mut(CHUNK).enumerate().collect();
-    let threads = threads.clamp(1, chunks.len().max(1));
-    let per_thread = chunks.len().div_ceil(threads).max(1);
-    let mut groups: Vec<Vec<(usize, &mut [f32])>> = Vec::new();
-    let mut chunks = chunks.into_iter().peekable();
-    while chunks.peek().is_some() {
-        groups.push(chunks.by_ref().take(per_thread).collect());
-    }
+    // Thread j fills consecutive chunks j·per_thread.. of the vector.
+    let chunks = len.div_ceil(CHUNK).max(1);
+    let threads = threads.clamp(1, chunks);
+    let per_thread = chunks.div_ceil(threads);
+    let fill_block = |j: usize, block: &mut [f32]| {
+        for (i, chunk) in block.chunks_mut(CHUNK).enumerate() {
+            fill(j * per_thread + i, chunk);
+        }
+    };
     std::thread::scope(|scope| {
-        for group in groups {
+        for (j, block) in out.chunks_mut(per_thread * CHUNK).enumerate() {
             if threads > 1 {
-                scope.spawn(|| group.into_iter().for_each(|(k, c)| fill(k, c)));
+                scope.spawn(move || fill_block(j, block));
             } else {
-                group.into_iter().for_each(|(k, c)| fill(k, c));
+                fill_block(j, block);
             }
         }
     });

@@ -201,7 +201,8 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> std::fmt::Debug for DpOptimizer<M
     }
 }
 
-fn recorder() -> BinFileRecorder<FullPrecisionSettings> {
+/// The recorder of optimiser and model state in checkpoints (burn's binary format, `f32`).
+pub(crate) fn recorder() -> BinFileRecorder<FullPrecisionSettings> {
     BinFileRecorder::new()
 }
 

@@ -5,14 +5,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use burn::module::AutodiffModule;
-use burn::record::{BinFileRecorder, FullPrecisionSettings};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{EngineConfig, EngineState, PrivacyEngine};
 use crate::error::DpOptimError;
 use crate::loss::ExampleLoss;
-use crate::optimizer::{DpOptimizer, OptimizerConfig};
+use crate::optimizer::{DpOptimizer, OptimizerConfig, recorder};
 use crate::rng::DpRng;
 use crate::schedule::LrSchedule;
 
@@ -232,10 +231,6 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> DpTrainer<B, M> {
             model,
         ))
     }
-}
-
-fn recorder() -> BinFileRecorder<FullPrecisionSettings> {
-    BinFileRecorder::new()
 }
 
 /// `dir` with `.suffix` appended to its last component.

@@ -43,12 +43,4 @@ impl<B: Backend> TokenLoss<B> {
     pub fn count(&self) -> Tensor<B, 1> {
         self.weight.clone().sum()
     }
-
-    /// `self · a + other · b`, position by position (same mask).
-    pub fn combine(self, a: f64, other: Self, b: f64) -> Self {
-        Self {
-            values: self.values * a + other.values * b,
-            weight: self.weight,
-        }
-    }
 }
