@@ -58,6 +58,10 @@ pub struct GenerationConfig {
     /// Forbid any n-gram of this size from appearing twice (0 = off).
     #[serde(default = "d_ngram")]
     pub no_repeat_ngram_size: usize,
+    /// Decode through the model's KV cache (true), or recompute the whole sequence at every
+    /// step (false: the same tokens, much slower; kept for checks and benchmarks).
+    #[serde(default = "d_true")]
+    pub use_cache: bool,
 }
 
 impl Default for GenerationConfig {
@@ -71,6 +75,7 @@ impl Default for GenerationConfig {
             top_p: d_top_p(),
             repetition_penalty: d_penalty(),
             no_repeat_ngram_size: d_ngram(),
+            use_cache: true,
         }
     }
 }

@@ -36,8 +36,8 @@ fn last_logits<B: Backend>(logits: Tensor<B, 3>) -> Vec<Vec<f32>> {
 ///
 /// Prompts of different lengths share one batch: they are left-padded with a mask, so every
 /// row's logits are those it would get alone. Each step feeds one token per unfinished row
-/// through the model's KV cache; finished rows leave the batch (their cache rows are
-/// dropped). Row `i` samples from its own ChaCha20 stream `first_index + i` of `seed`, so a
+/// through the model's KV cache (or, with `use_cache: false`, the whole sequence again);
+/// finished rows leave the batch (their cache rows are dropped). Row `i` samples from its own ChaCha20 stream `first_index + i` of `seed`, so a
 /// sample does not depend on which other prompts share its batch, and a run restarted at
 /// sample `first_index` reproduces it.
 ///
@@ -85,10 +85,8 @@ pub fn generate<B: Backend, M: CausalLm<B>>(
         mask.extend(std::iter::repeat_n(0i64, pad));
         mask.extend(std::iter::repeat_n(1i64, p.len()));
     }
-    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [n, longest]), device);
-    let mask = Tensor::<B, 2, Int>::from_data(TensorData::new(mask, [n, longest]), device);
-    let mut cache = model.new_cache();
-    let mut logits = last_logits(model.forward_cached_lm(ids, Some(mask), &mut cache));
+    let mut decoder = Decoder::new(model, config.use_cache, ids, mask, [n, longest], device);
+    let mut logits = decoder.first();
     let mut rngs: Vec<ChaCha20Rng> = (0..n)
         .map(|i| {
             let mut r = ChaCha20Rng::seed_from_u64(seed);
@@ -98,7 +96,7 @@ pub fn generate<B: Backend, M: CausalLm<B>>(
         .collect();
     let mut contexts: Vec<Vec<u32>> = prompts.to_vec();
     let mut outputs: Vec<Vec<u32>> = vec![Vec::new(); n];
-    let mut active: Vec<usize> = (0..n).collect(); // prompt index of each cache row
+    let mut active: Vec<usize> = (0..n).collect(); // prompt index of each batch row
     for step in 0..config.max_new_tokens {
         let mut keep = Vec::with_capacity(active.len());
         let mut next = Vec::with_capacity(active.len());
@@ -123,16 +121,111 @@ pub fn generate<B: Backend, M: CausalLm<B>>(
             break;
         }
         if keep.len() < active.len() {
-            let rows: Vec<i64> = keep.iter().map(|&r| r as i64).collect();
-            cache.select_rows(Tensor::from_data(
-                TensorData::new(rows, [keep.len()]),
-                device,
-            ));
+            decoder.keep_rows(&keep);
             active = keep.iter().map(|&r| active[r]).collect();
         }
-        let tokens =
-            Tensor::<B, 2, Int>::from_data(TensorData::new(next, [active.len(), 1]), device);
-        logits = last_logits(model.forward_cached_lm(tokens, None, &mut cache));
+        logits = decoder.step(next);
     }
     Ok(outputs)
+}
+
+/// One batch's decoding state: the KV cache, or (uncached) the whole padded batch on the
+/// host, fed again at every step.
+struct Decoder<'a, B: Backend, M: CausalLm<B>> {
+    model: &'a M,
+    device: &'a B::Device,
+    cache: Option<M::Cache>,
+    /// Uncached only: every row's ids and mask so far, `rows × len` row-major.
+    ids: Vec<i64>,
+    mask: Vec<i64>,
+    rows: usize,
+    len: usize,
+}
+
+impl<'a, B: Backend, M: CausalLm<B>> Decoder<'a, B, M> {
+    fn new(
+        model: &'a M,
+        cached: bool,
+        ids: Vec<i64>,
+        mask: Vec<i64>,
+        [rows, len]: [usize; 2],
+        device: &'a B::Device,
+    ) -> Self {
+        Self {
+            model,
+            device,
+            cache: cached.then(|| model.new_cache()),
+            ids,
+            mask,
+            rows,
+            len,
+        }
+    }
+
+    fn tensor(&self, data: &[i64], dims: [usize; 2]) -> Tensor<B, 2, Int> {
+        Tensor::from_data(TensorData::new(data.to_vec(), dims), self.device)
+    }
+
+    /// Logits after the prompts.
+    fn first(&mut self) -> Vec<Vec<f32>> {
+        let dims = [self.rows, self.len];
+        let ids = self.tensor(&self.ids, dims);
+        let mask = self.tensor(&self.mask, dims);
+        match &mut self.cache {
+            Some(cache) => last_logits(self.model.forward_cached_lm(ids, Some(mask), cache)),
+            None => last_logits(self.model.forward_lm(ids, Some(mask), false).logits),
+        }
+    }
+
+    /// Keeps only these rows (indices into the current batch, increasing).
+    fn keep_rows(&mut self, keep: &[usize]) {
+        match &mut self.cache {
+            Some(cache) => {
+                let rows: Vec<i64> = keep.iter().map(|&r| r as i64).collect();
+                cache.select_rows(Tensor::from_data(
+                    TensorData::new(rows, [keep.len()]),
+                    self.device,
+                ));
+                self.ids.clear();
+                self.mask.clear();
+            }
+            None => {
+                let len = self.len;
+                let pick = |v: &[i64]| -> Vec<i64> {
+                    keep.iter()
+                        .flat_map(|&r| v[r * len..(r + 1) * len].iter().copied())
+                        .collect()
+                };
+                self.ids = pick(&self.ids);
+                self.mask = pick(&self.mask);
+            }
+        }
+        self.rows = keep.len();
+    }
+
+    /// Logits after appending one token to every row.
+    fn step(&mut self, next: Vec<i64>) -> Vec<Vec<f32>> {
+        debug_assert_eq!(next.len(), self.rows);
+        match &mut self.cache {
+            Some(cache) => {
+                let tokens = Tensor::from_data(TensorData::new(next, [self.rows, 1]), self.device);
+                last_logits(self.model.forward_cached_lm(tokens, None, cache))
+            }
+            None => {
+                let (len, rows) = (self.len, self.rows);
+                let mut ids = Vec::with_capacity(rows * (len + 1));
+                let mut mask = Vec::with_capacity(rows * (len + 1));
+                for (r, &t) in next.iter().enumerate() {
+                    ids.extend_from_slice(&self.ids[r * len..(r + 1) * len]);
+                    ids.push(t);
+                    mask.extend_from_slice(&self.mask[r * len..(r + 1) * len]);
+                    mask.push(1);
+                }
+                self.ids = ids;
+                self.mask = mask;
+                self.len += 1;
+                self.first()
+            }
+        }
+    }
 }

@@ -120,9 +120,66 @@ pub fn sample(logits: &[f32], rng: &mut ChaCha20Rng) -> u32 {
     last as u32
 }
 
+/// The tokens top-k would keep (ties at the threshold kept; every finite one when `k` is 0 or
+/// at least their number), as `(id, logit)` in increasing id order.
+fn top_k_candidates(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let finite = |x: f32| x > f32::NEG_INFINITY;
+    let threshold = if k == 0 || k >= logits.len() {
+        f32::NEG_INFINITY
+    } else {
+        let mut sorted: Vec<f32> = logits.to_vec();
+        *sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1
+    };
+    logits
+        .iter()
+        .enumerate()
+        .filter(|&(_, &x)| finite(x) && x >= threshold)
+        .map(|(i, &x)| (i as u32, x))
+        .collect()
+}
+
+/// Top-k, top-p and a draw, on the candidates only: the same token as the dense chain
+/// [`top_k`], [`top_p`], [`sample`] (a draw over the kept tokens in id order), without passes
+/// over the whole vocabulary after the top-k.
+fn sample_sparse(logits: &[f32], config: &GenerationConfig, rng: &mut ChaCha20Rng) -> u32 {
+    let mut cand = top_k_candidates(logits, config.top_k);
+    if cand.is_empty() {
+        // Every token forbidden (no built-in processor can do this): token 0, as the dense
+        // chain.
+        return 0;
+    }
+    if config.top_p < 1.0 {
+        let max = cand.iter().map(|c| c.1).fold(f32::NEG_INFINITY, f32::max) as f64;
+        let weights: Vec<f64> = cand.iter().map(|c| ((c.1 as f64) - max).exp()).collect();
+        let total: f64 = weights.iter().sum();
+        let mut order: Vec<usize> = (0..cand.len()).filter(|&j| weights[j] > 0.0).collect();
+        order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]));
+        let mut keep = vec![false; cand.len()];
+        let mut cumulative = 0.0;
+        for &j in &order {
+            keep[j] = true;
+            cumulative += weights[j] / total;
+            if cumulative >= config.top_p {
+                break;
+            }
+        }
+        let mut j = 0;
+        cand.retain(|_| {
+            j += 1;
+            keep[j - 1]
+        });
+    }
+    let kept: Vec<f32> = cand.iter().map(|c| c.1).collect();
+    cand[sample(&kept, rng) as usize].0
+}
+
 /// The next token of one row: every processor of `config` in Hugging Face's order, then a
 /// draw (or argmax). `context` is the prompt and the tokens generated so far; `generated`
 /// their number; `eos` the end-of-text id.
+///
+/// After the top-k, the remaining steps run on the few kept candidates only; the token is
+/// the one the dense chain of [`top_k`], [`top_p`] and [`sample`] would draw from the same
+/// stream (the `processors` tests check this).
 pub fn next_token(
     logits: &mut [f32],
     context: &[u32],
@@ -143,7 +200,5 @@ pub fn next_token(
         let t = config.temperature as f32;
         logits.iter_mut().for_each(|x| *x /= t);
     }
-    top_k(logits, config.top_k);
-    top_p(logits, config.top_p);
-    sample(logits, rng)
+    sample_sparse(logits, config, rng)
 }

@@ -68,6 +68,39 @@ fn batched_cached_greedy_equals_the_naive_loop() {
 }
 
 #[test]
+fn uncached_decoding_gives_the_same_tokens() {
+    let model = model();
+    let device = Default::default();
+    let uncached = GenerationConfig {
+        use_cache: false,
+        ..GenerationConfig::greedy(20)
+    };
+    let got = generate(&model, &prompts(), SPECIAL, &uncached, 0, 0, &device).unwrap();
+    for (p, g) in prompts().iter().zip(&got) {
+        assert_eq!(g, &naive_greedy(&model, p, 20), "prompt {p:?}");
+    }
+    // sampling, rows finishing at different steps (end-of-text allowed after 2 tokens)
+    let sampled = GenerationConfig {
+        max_new_tokens: 24,
+        min_new_tokens: 2,
+        top_k: 0,
+        top_p: 1.0,
+        temperature: 1.5,
+        ..Default::default()
+    };
+    let many: Vec<Vec<u32>> = (0..10).map(|i| vec![1 + i as u32; 1 + i % 4]).collect();
+    let cached = generate(&model, &many, SPECIAL, &sampled, 5, 0, &device).unwrap();
+    let plain = GenerationConfig {
+        use_cache: false,
+        ..sampled
+    };
+    let recomputed = generate(&model, &many, SPECIAL, &plain, 5, 0, &device).unwrap();
+    assert_eq!(cached, recomputed);
+    let lengths: std::collections::HashSet<usize> = cached.iter().map(Vec::len).collect();
+    assert!(lengths.len() > 1, "rows should finish at different steps: {lengths:?}");
+}
+
+#[test]
 fn sampling_is_seeded_and_independent_of_the_batch() {
     let model = model();
     let config = GenerationConfig {

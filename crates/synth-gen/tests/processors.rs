@@ -1,8 +1,12 @@
 //! Each logit processor on its own.
 
+use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use synth_gen::processors::{argmax, no_repeat_ngram, repetition_penalty, sample, top_k, top_p};
+use synth_gen::GenerationConfig;
+use synth_gen::processors::{
+    argmax, next_token, no_repeat_ngram, repetition_penalty, sample, top_k, top_p,
+};
 
 #[test]
 fn top_k_keeps_the_k_largest() {
@@ -55,4 +59,70 @@ fn sampling_follows_the_distribution() {
     // p = 0.75, sd = sqrt(0.75·0.25/n) ≈ 0.0022: 6 sd
     assert!((ones - 0.75).abs() < 0.013, "{ones}");
     assert_eq!(argmax(&[1.0, 5.0, 5.0, -2.0]), 1);
+}
+
+/// The dense chain `next_token` must agree with: every processor on the whole vocabulary.
+fn dense_next_token(
+    logits: &mut [f32],
+    context: &[u32],
+    generated: usize,
+    eos: u32,
+    config: &GenerationConfig,
+    rng: &mut ChaCha20Rng,
+) -> u32 {
+    repetition_penalty(logits, context, config.repetition_penalty);
+    no_repeat_ngram(logits, context, config.no_repeat_ngram_size);
+    if generated < config.min_new_tokens {
+        logits[eos as usize] = f32::NEG_INFINITY;
+    }
+    logits
+        .iter_mut()
+        .for_each(|x| *x /= config.temperature as f32);
+    top_k(logits, config.top_k);
+    top_p(logits, config.top_p);
+    sample(logits, rng)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The sparse path (work on the top-k candidates only) draws exactly the token of the
+    /// dense chain from the same stream: coarse logits make ties, some tokens are banned.
+    #[test]
+    fn next_token_equals_the_dense_chain(
+        raw in prop::collection::vec(-8i32..8, 2..200),
+        banned in prop::collection::vec(any::<prop::sample::Index>(), 0..5),
+        context in prop::collection::vec(0u32..200, 1..30),
+        top_k in 0usize..60,
+        top_p in prop_oneof![Just(1.0f64), 0.05f64..1.0],
+        temperature in prop_oneof![Just(1.0f64), 0.3f64..3.0],
+        penalty in prop_oneof![Just(1.0f64), 1.0f64..2.0],
+        ngram in 0usize..3,
+        seed in any::<u64>(),
+    ) {
+        let mut logits: Vec<f32> = raw.iter().map(|&r| r as f32 * 0.75).collect();
+        for b in &banned {
+            let i = b.index(logits.len());
+            logits[i] = f32::NEG_INFINITY;
+        }
+        let context: Vec<u32> = context.iter().map(|&t| t % logits.len() as u32).collect();
+        let config = GenerationConfig {
+            top_k,
+            top_p,
+            temperature,
+            repetition_penalty: penalty,
+            no_repeat_ngram_size: ngram,
+            min_new_tokens: 3,
+            ..GenerationConfig::default()
+        };
+        for generated in [0, 5] {
+            let mut a = logits.clone();
+            let mut b = logits.clone();
+            let mut ra = ChaCha20Rng::seed_from_u64(seed);
+            let mut rb = ra.clone();
+            let got = next_token(&mut a, &context, generated, 0, &config, &mut ra);
+            let want = dense_next_token(&mut b, &context, generated, 0, &config, &mut rb);
+            prop_assert_eq!(got, want);
+        }
+    }
 }
