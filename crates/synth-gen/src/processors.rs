@@ -128,7 +128,9 @@ fn top_k_candidates(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
         f32::NEG_INFINITY
     } else {
         let mut sorted: Vec<f32> = logits.to_vec();
-        *sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1
+        *sorted
+            .select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a))
+            .1
     };
     logits
         .iter()

@@ -97,7 +97,10 @@ fn uncached_decoding_gives_the_same_tokens() {
     let recomputed = generate(&model, &many, SPECIAL, &plain, 5, 0, &device).unwrap();
     assert_eq!(cached, recomputed);
     let lengths: std::collections::HashSet<usize> = cached.iter().map(Vec::len).collect();
-    assert!(lengths.len() > 1, "rows should finish at different steps: {lengths:?}");
+    assert!(
+        lengths.len() > 1,
+        "rows should finish at different steps: {lengths:?}"
+    );
 }
 
 #[test]
