@@ -5,7 +5,7 @@ Usage (from the repository root, machine idle):
 
     /work/peers-venv/bin/python scripts/peers/bench_generate_hf.py \
         [scripts/peers/generate_peer_bench.json] [--models tiny,gpt2] [--batches 1,8,64]
-        [--large] [--min-seconds 10]
+        [--large] [--only generate/gpt2/cached/64,...] [--update] [--min-seconds 10]
 
 GPT2LMHeadModel (random init, float32, eval, no grad), torch.set_num_threads(2), sampling
 with the DistilDP paper's settings: do_sample, top_k 50, top_p 0.9, temperature 1,
@@ -18,6 +18,9 @@ no_repeat_ngram_size 2; exactly 128 new tokens (min_new_tokens = max_new_tokens 
 Without --large the cases that take minutes per run are skipped, the same ones the Rust
 bench skips without SYNTH_GEN_BENCH_LARGE=1 (gpt2 uncached at batch 8 and 64, gpt2 cached at
 batch 64, tiny uncached at batch 64).
+
+--only runs just the named cases (large or not); --update merges them into an existing
+output file instead of replacing it.
 
 Each case: one warm-up, then at least --min-runs runs and until --min-seconds have passed;
 medians in seconds and new tokens/s. Idle-wait and contention checks as in
@@ -69,6 +72,8 @@ def main():
     ap.add_argument("--models", default="tiny,gpt2")
     ap.add_argument("--batches", default="1,8,64")
     ap.add_argument("--large", action="store_true")
+    ap.add_argument("--only", default="", help="comma-separated case names to run")
+    ap.add_argument("--update", action="store_true")
     ap.add_argument("--min-runs", type=int, default=3)
     ap.add_argument("--min-seconds", type=float, default=10.0)
     ap.add_argument("--idle-threshold", type=float, default=0.2)
@@ -95,14 +100,21 @@ def main():
     a = _cpu_snapshot()
     time.sleep(1.0)
     result["other_cpu_load_start"] = other_cpu_load(a, _cpu_snapshot())
-    for name in args.models.split(","):
+    only = {c for c in args.only.split(",") if c}
+    models = args.models.split(",")
+    if only:
+        models = [m for m in models if any(c.split("/")[1] == m for c in only)]
+    for name in models:
         torch.manual_seed(0)
         config = MODELS[name]()
         model = GPT2LMHeadModel(config).to(torch.float32).eval()
         for cached in (True, False):
             mode = "cached" if cached else "uncached"
             for batch in (int(b) for b in args.batches.split(",")):
-                if large(name, batch, cached) and not args.large:
+                key = f"generate/{name}/{mode}/{batch}"
+                if only and key not in only:
+                    continue
+                if not only and large(name, batch, cached) and not args.large:
                     continue
                 gen = torch.Generator().manual_seed(batch)
                 prompt = torch.randint(1, config.vocab_size, (batch, PROMPT), generator=gen)
@@ -119,12 +131,18 @@ def main():
                 r = timeit(run, args, warmup=1)
                 r["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 r["new_tokens_per_s"] = batch * NEW_TOKENS / r["median_s"]
-                key = f"generate/{name}/{mode}/{batch}"
                 result["cases"][key] = r
                 print(f"{key}: {r['median_s']:.3f} s, {r['new_tokens_per_s']:.0f} tok/s",
                       flush=True)
     result["loadavg_end"] = os.getloadavg()
     result["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if args.update and os.path.exists(args.out):
+        with open(args.out) as f:
+            old = json.load(f)
+        old["cases"].update(result["cases"])
+        old.setdefault("updates", []).append(
+            {k: result[k] for k in ("timestamp", "versions", "loadavg_start", "loadavg_end")})
+        result = old
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
         f.write("\n")

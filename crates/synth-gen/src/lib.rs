@@ -39,7 +39,9 @@ mod output;
 pub mod processors;
 mod synthesize;
 
-pub use allocation::{HISTOGRAM_LABEL, SampleAllocation, dp_histogram, proportional};
+pub use allocation::{
+    DEFAULT_HISTOGRAM_NOISE, HISTOGRAM_LABEL, SampleAllocation, dp_histogram, proportional,
+};
 pub use config::GenerationConfig;
 pub use control::ControlCodeFormat;
 pub use error::SynthGenError;

@@ -55,3 +55,50 @@ fn the_dp_histogram_is_noisy_and_accounted() {
         "a refused release is not recorded"
     );
 }
+
+#[test]
+fn allocations_sum_to_the_total_and_only_the_histogram_is_recorded() {
+    use synth_gen::{DEFAULT_HISTOGRAM_NOISE, SampleAllocation};
+    let counts = [300u64, 100, 0, 600];
+    let mut rng = DpRng::secure().unwrap();
+    let mut ledger = PrivacyLedger::new();
+    let uniform = SampleAllocation::Uniform
+        .allocate(1000, &counts, &mut rng, &mut ledger)
+        .unwrap();
+    assert_eq!(uniform, vec![250; 4]);
+    let given = SampleAllocation::Given {
+        weights: vec![1.0, 0.0, 0.0, 3.0],
+    };
+    assert_eq!(
+        given
+            .allocate(1000, &counts, &mut rng, &mut ledger)
+            .unwrap(),
+        vec![250, 0, 0, 750]
+    );
+    assert!(
+        ledger.entries().is_empty(),
+        "public allocations release nothing"
+    );
+    let wrong = SampleAllocation::Given { weights: vec![1.0] };
+    let err = wrong
+        .allocate(10, &counts, &mut rng, &mut ledger)
+        .unwrap_err();
+    assert!(err.to_string().contains("weights"), "{err}");
+
+    assert_eq!(
+        SampleAllocation::default(),
+        SampleAllocation::DpHistogram {
+            noise_multiplier: DEFAULT_HISTOGRAM_NOISE
+        }
+    );
+    let dp = SampleAllocation::default()
+        .allocate(1000, &counts, &mut rng, &mut ledger)
+        .unwrap();
+    assert_eq!(dp.iter().sum::<usize>(), 1000);
+    // σ = 10 on counts of 100s: each share within 10σ/1000·1000 of the exact one
+    for (got, want) in dp.iter().zip([300, 100, 0, 600]) {
+        assert!((*got as i64 - want).abs() <= 100, "{dp:?}");
+    }
+    assert_eq!(ledger.entries().len(), 1);
+    assert_eq!(ledger.entries()[0].label, HISTOGRAM_LABEL);
+}
