@@ -115,14 +115,32 @@ fn compare<B: AutodiffBackend>(padded: bool, clipping: Clipping, tolerance: f64)
     let model = model::<B>();
     let data = batch(padded);
     let examples: Vec<usize> = (0..5).collect();
-    let mut saw_mixed = false;
-    for c in [0.5, 4.0, 7.0, 10.0, 14.0, 20.0, 30.0, 1e6] {
+    let generic_sum = |c: f64| {
         let per_example = |m: &Gpt2<B>, i: usize| losses(m, &data, &[i], &mut NoTap);
-        let generic = match clipping {
+        match clipping {
             Clipping::Flat => clipped_sum(&model, &examples, c, per_example),
             Clipping::PerParameter => clipped_sum_per_parameter(&model, &examples, c, per_example),
         }
-        .unwrap();
+        .unwrap()
+    };
+    // A bound that clips some but not all examples, whatever the random initialisation: the
+    // clipped count falls from 5 to 0 as C grows, so bisect on log C until it is in between.
+    let (mut lo, mut hi) = (1e-3f64, 1e6f64);
+    let mixed = loop {
+        let mid = (lo * hi).sqrt();
+        match generic_sum(mid).clipped {
+            5 => lo = mid,
+            0 => hi = mid,
+            _ => break mid,
+        }
+        assert!(
+            hi / lo > 1.0 + 1e-9,
+            "no bound between {lo} and {hi} is mixed"
+        );
+    };
+    let mut saw_mixed = false;
+    for c in [0.5, 4.0, 7.0, 10.0, 14.0, 20.0, 30.0, 1e6, mixed] {
+        let generic = generic_sum(c);
         let fast = ghost::clipped_sum(&model, &examples, c, clipping, |m, ex, tape| {
             losses(m, &data, ex, tape)
         })
