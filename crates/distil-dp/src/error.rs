@@ -48,4 +48,10 @@ pub enum DistilDpError {
         /// The allowed range.
         expected: &'static str,
     },
+    /// A configuration file or override is malformed (unknown field, wrong type, bad TOML).
+    #[error("config: {message}")]
+    Config {
+        /// The parser's message (it names the field and, for files, the line).
+        message: String,
+    },
 }

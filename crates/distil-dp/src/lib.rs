@@ -1,8 +1,10 @@
 //! The DistilDP pipeline's orchestration layer: data files, backends and the `distil-dp`
 //! command line. Each stage calls the crate that owns the work; this crate only wires them.
 //!
-//! Today it evaluates checkpoints ([`eval::evaluate`], `distil-dp eval`); the training,
-//! generation and distillation stages arrive with their crates.
+//! Today it evaluates checkpoints ([`eval::evaluate`], `distil-dp eval`), reads labelled
+//! private records ([`records`]: JSONL, CSV, text, Debian `fortunes`), splits them with a
+//! fixed seed ([`split`]) and parses the pipeline's TOML configuration ([`config`]); the
+//! pipeline's stages (issue 6) are being wired on these.
 //!
 //! ```
 //! use distil_dp::data::{DataFormat, read_texts};
@@ -16,8 +18,11 @@
 //! ```
 
 pub mod backend;
+pub mod config;
 pub mod data;
 mod error;
 pub mod eval;
+pub mod records;
+pub mod split;
 
 pub use error::DistilDpError;
