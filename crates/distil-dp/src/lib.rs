@@ -20,6 +20,7 @@
 pub mod backend;
 pub mod config;
 pub mod data;
+pub mod embedded;
 mod error;
 pub mod eval;
 pub mod records;
