@@ -6,10 +6,10 @@
 //! 1. The "private" records: 2 000 short labelled reviews (product, stars) generated here
 //!    from templates with a fixed seed; the tokenizer is trained on the public word lists and
 //!    label names only.
-//! 2. Teacher (2 layers × 64) fine-tuned with DP-AdamW at ε = 3 on `control code + review`.
-//! 3. How many samples per control code: the private label counts released through the
-//!    Gaussian mechanism (σ = 20), recorded in the same privacy ledger as the DP-SGD steps;
-//!    the example prints the ε of the whole ledger.
+//! 2. How many samples per control code: the private label counts released through the
+//!    Gaussian mechanism (σ = 20), recorded in a privacy ledger.
+//! 3. Teacher (2 layers × 64) fine-tuned with DP-AdamW on `control code + review`, its σ
+//!    calibrated so that the histogram and all its steps together spend ε = 3 (one ledger).
 //! 4. 2 000 synthetic reviews sampled from the DP teacher with the paper's settings (top-k 50,
 //!    top-p 0.9, no repeated bigram), streamed to `runs/synthesize_distill/synthetic.jsonl`.
 //! 5. Two students (1 layer × 32) trained on the synthetic corpus only (post-processing: no
@@ -26,7 +26,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use causal_lm::{
     Gpt2, Gpt2Config, PaddingSide, Tokenizer, TokenizerTrainer, next_token_nll, perplexity,
 };
-use dp_accounting::PldAccountant;
+use dp_accounting::{PldAccountant, PrivacyLedger};
 use dp_optim::{
     DpRng, DpTrainer, EngineConfig, ExampleLoss, LayerTap, LrSchedule, OptimizerConfig,
     TrainerConfig,
@@ -208,11 +208,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut private = Blocks::new(&tokenizer, &train_texts)?;
     let device = Default::default();
 
-    // Stage 1: the DP teacher.
-    let mut teacher_config = Gpt2Config::new(tokenizer.vocab_size(), BLOCK, 64, 2, 4);
-    teacher_config.eos_token_id = Some(tokenizer.eos_id());
+    // Samples per control code: the DP histogram of the private label counts, released
+    // first and recorded in the ledger the teacher's DP-SGD then continues.
     let n = train.len();
     let delta = 1.0 / n as f64;
+    let codes: Vec<(usize, usize)> = (0..PRODUCTS.len())
+        .flat_map(|p| (1..=5).map(move |s| (p, s)))
+        .collect();
+    let counts: Vec<u64> = codes
+        .iter()
+        .map(|c| train.iter().filter(|r| (r.0, r.1) == *c).count() as u64)
+        .collect();
+    let mut ledger = PrivacyLedger::new();
+    let noisy = dp_histogram(&counts, 20.0, &mut DpRng::secure()?, &mut ledger)?;
+    let histogram_eps = ledger.epsilon(&PldAccountant::default(), delta)?.upper;
+    println!("label histogram released with sigma 20 (alone: epsilon {histogram_eps:.3})");
+
+    // Stage 1: the DP teacher; σ is calibrated so that the histogram and every DP-SGD step
+    // together spend at most ε = 3.
+    let mut teacher_config = Gpt2Config::new(tokenizer.vocab_size(), BLOCK, 64, 2, 4);
+    teacher_config.eos_token_id = Some(tokenizer.eos_id());
     let mut engine = EngineConfig::new(3.0, delta, 4.0, n, 64.0, 1.0);
     engine.physical_batch_size = Some(64);
     let trainer_config = TrainerConfig {
@@ -229,7 +244,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             warmup_steps: 5,
         },
     };
-    let mut trainer = DpTrainer::<B, Gpt2<B>>::new(trainer_config, DpRng::secure()?)?;
+    let mut trainer = DpTrainer::<B, Gpt2<B>>::after(trainer_config, DpRng::secure()?, ledger)?;
     let mut teacher = teacher_config.init::<B>(&device)?;
     while trainer.can_step() {
         teacher = trainer.step(teacher, &mut private).map_err(|f| f.error)?;
@@ -237,30 +252,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ppl = |m: &Gpt2<B>| -> Result<f64, Box<dyn std::error::Error>> {
         Ok(perplexity(&m.valid(), &tokenizer, &test_texts, BLOCK, 32, &device)?.perplexity)
     };
+    let ledger = &trainer.engine().state().ledger;
     println!(
-        "DP teacher: {} DP-AdamW steps (sigma {:.2}), test perplexity {:.2}  [{:.0} s]",
+        "DP teacher: {} DP-AdamW steps (sigma {:.3}), test perplexity {:.2}  [{:.0} s]",
         trainer.engine().steps().0,
         trainer.engine().noise_multiplier(),
         ppl(&teacher)?,
         start.elapsed().as_secs_f64()
     );
-
-    // Samples per control code: the DP histogram of the private label counts.
-    let codes: Vec<(usize, usize)> = (0..PRODUCTS.len())
-        .flat_map(|p| (1..=5).map(move |s| (p, s)))
-        .collect();
-    let counts: Vec<u64> = codes
-        .iter()
-        .map(|c| train.iter().filter(|r| (r.0, r.1) == *c).count() as u64)
-        .collect();
-    let dp_sgd = trainer.engine().epsilon_spent()?;
-    let mut ledger = trainer.engine().state().ledger.clone();
-    let noisy = dp_histogram(&counts, 20.0, &mut DpRng::secure()?, &mut ledger)?;
-    let epsilon = ledger.epsilon(&PldAccountant::default(), delta)?.upper;
     println!(
-        "label histogram released with sigma 20; whole ledger ({} entries): epsilon {epsilon:.3} at delta {delta:.1e} (DP-SGD alone: {dp_sgd:.3})",
-        ledger.entries().len()
+        "privacy ledger ({} entries: {}): epsilon {:.3} at delta {delta:.1e}",
+        ledger.entries().len(),
+        ledger
+            .entries()
+            .iter()
+            .map(|e| e.label.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        trainer.engine().epsilon_spent()?
     );
+
     let total = 2000;
     let jobs: Vec<CodeJob> = codes
         .iter()

@@ -5,7 +5,9 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
-use dp_accounting::{AccountantKind, PrivacyLedger, calibrate_noise_multiplier};
+use dp_accounting::{
+    AccountantKind, DpEvent, PrivacyLedger, calibrate_noise, calibrate_noise_multiplier,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::clip::{ClippedSum, Clipping, accumulate, check_norm, clip_and_sum, privatize};
@@ -136,6 +138,18 @@ impl PrivacyEngine {
     /// Validates `config`, calibrates σ so that `⌈epochs / q⌉` steps spend at most the target
     /// ε, and starts an empty ledger.
     pub fn new(config: EngineConfig, rng: DpRng) -> Result<Self, DpOptimError> {
+        Self::after(config, rng, PrivacyLedger::new())
+    }
+
+    /// Like [`Self::new`], after the releases `prior` already holds (e.g. a DP label
+    /// histogram of the same data): σ is calibrated so that `prior` composed with all the
+    /// planned steps spends at most the target ε, and the engine's ledger starts as `prior`,
+    /// so [`Self::epsilon_spent`] and the budget cover both. One accountant, one ledger.
+    pub fn after(
+        config: EngineConfig,
+        rng: DpRng,
+        prior: PrivacyLedger,
+    ) -> Result<Self, DpOptimError> {
         warn_if_insecure(&rng);
         let sampler =
             PoissonSampler::with_expected_batch(config.dataset_size, config.expected_batch_size)?;
@@ -151,20 +165,37 @@ impl PrivacyEngine {
         let q = sampler.sample_rate();
         let planned_steps = (config.epochs / q).ceil().max(1.0) as u64;
         let accountant = config.accountant.build();
-        let calibration = calibrate_noise_multiplier(
-            &accountant,
-            config.target_epsilon,
-            config.delta,
-            q,
-            planned_steps,
-        )?;
+        let calibration = if prior.entries().is_empty() {
+            calibrate_noise_multiplier(
+                &accountant,
+                config.target_epsilon,
+                config.delta,
+                q,
+                planned_steps,
+            )?
+        } else {
+            let before = prior.event();
+            calibrate_noise(
+                &accountant,
+                |sigma| {
+                    Ok(DpEvent::composed(vec![
+                        before.clone(),
+                        DpEvent::poisson_sampled_gaussian(q, sigma)?
+                            .self_composed(planned_steps)?,
+                    ]))
+                },
+                config.target_epsilon,
+                config.delta,
+                1e-5,
+            )?
+        };
         Ok(Self {
             state: EngineState {
                 config,
                 noise_multiplier: calibration.noise_multiplier,
                 planned_steps,
                 steps_taken: 0,
-                ledger: PrivacyLedger::new(),
+                ledger: prior,
                 rng,
                 resolved_path: None,
             },
@@ -217,9 +248,10 @@ impl PrivacyEngine {
         self.state.steps_taken < self.state.planned_steps
     }
 
-    /// ε spent so far (accountant's upper bound) at the configured δ.
+    /// ε spent so far (accountant's upper bound) at the configured δ, prior releases
+    /// included.
     pub fn epsilon_spent(&self) -> Result<f64, DpOptimError> {
-        if self.state.steps_taken == 0 {
+        if self.state.ledger.entries().is_empty() {
             return Ok(0.0);
         }
         let accountant = self.state.config.accountant.build();

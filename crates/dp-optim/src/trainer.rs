@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
+use dp_accounting::PrivacyLedger;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{EngineConfig, EngineState, PrivacyEngine};
@@ -92,10 +93,20 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> std::fmt::Debug for DpTrainer<B, 
 impl<B: AutodiffBackend, M: AutodiffModule<B>> DpTrainer<B, M> {
     /// Validates `config`, calibrates σ and starts fresh optimiser state.
     pub fn new(config: TrainerConfig, rng: DpRng) -> Result<Self, DpOptimError> {
+        Self::after(config, rng, PrivacyLedger::new())
+    }
+
+    /// Like [`Self::new`], after the releases in `prior` (see [`PrivacyEngine::after`]): the
+    /// budget covers them and the planned steps together.
+    pub fn after(
+        config: TrainerConfig,
+        rng: DpRng,
+        prior: PrivacyLedger,
+    ) -> Result<Self, DpOptimError> {
         config.optimizer.validate()?;
         config.schedule.validate()?;
         Ok(Self {
-            engine: PrivacyEngine::new(config.engine, rng)?,
+            engine: PrivacyEngine::after(config.engine, rng, prior)?,
             optimizer: config.optimizer.init(),
             optimizer_config: config.optimizer,
             schedule: config.schedule,
