@@ -79,7 +79,8 @@ pub struct DataConfig {
     /// Train / validation / test fractions and the shuffle's seed (default 0.8 / 0.1 / 0.1,
     /// seed 0).
     pub split: SplitConfig,
-    /// Use at most this many records (after shuffling, before splitting); unset: all.
+    /// Use at most this many records (each split shrunk in proportion after the seeded
+    /// shuffle); unset: all.
     pub max_records: Option<usize>,
 }
 

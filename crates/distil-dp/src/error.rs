@@ -54,4 +54,14 @@ pub enum DistilDpError {
         /// The parser's message (it names the field and, for files, the line).
         message: String,
     },
+    /// The run directory belongs to another configuration.
+    #[error(
+        "{path}: the run directory holds another configuration ({detail}); choose another output_dir or remove it"
+    )]
+    RunMismatch {
+        /// Its `config.toml`.
+        path: PathBuf,
+        /// The first difference.
+        detail: String,
+    },
 }

@@ -23,7 +23,9 @@ pub mod data;
 pub mod embedded;
 mod error;
 pub mod eval;
+pub mod prepare;
 pub mod records;
+pub mod run_dir;
 pub mod split;
 
 pub use error::DistilDpError;

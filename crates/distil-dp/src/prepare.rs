@@ -1,0 +1,72 @@
+//! Before any training: the private records and their splits, and the public tokenizer.
+
+use causal_lm::{Tokenizer, TokenizerTrainer};
+
+use crate::config::PipelineConfig;
+use crate::embedded;
+use crate::error::DistilDpError;
+use crate::records::{LabelColumns, Record, read_records};
+use crate::run_dir::{RunDir, write_atomic};
+use crate::split::Splits;
+
+/// Records of the embedded corpus when no data path is given.
+pub const EMBEDDED_RECORDS: usize = 2500;
+/// Public sentences of the embedded corpus for the tokenizer.
+pub const EMBEDDED_PUBLIC: usize = 4000;
+
+/// The private records split into train / validation / test (the file, or the embedded
+/// corpus), after keeping at most `data.max_records` of them (a seeded shuffle decides
+/// which). No text is logged.
+pub fn load_splits(config: &PipelineConfig) -> Result<Splits<Record>, DistilDpError> {
+    let data = &config.data;
+    let records = match &data.path {
+        Some(path) => {
+            let labels = if data.label_columns.is_empty() {
+                LabelColumns::All
+            } else {
+                LabelColumns::Named(data.label_columns.clone())
+            };
+            read_records(path, data.format, &labels)?
+        }
+        None => embedded::private_records(EMBEDDED_RECORDS),
+    };
+    let mut splits = data.split.split(records)?;
+    if let Some(max) = data.max_records {
+        // shrink every part in proportion (they are already shuffled)
+        let total = splits.train.len() + splits.validation.len() + splits.test.len();
+        if max < total {
+            let keep = |len: usize| ((len as f64) * max as f64 / total as f64).ceil() as usize;
+            splits.train.truncate(keep(splits.train.len()));
+            splits.validation.truncate(keep(splits.validation.len()));
+            splits.test.truncate(keep(splits.test.len()));
+        }
+    }
+    Ok(splits)
+}
+
+/// The run's tokenizer: the one in the run directory when a previous run made it, else the
+/// configured `tokenizer.json`, else one trained on the public corpus (the embedded public
+/// part, or `tokenizer.public_corpus`): never on the private records.
+pub fn tokenizer(config: &PipelineConfig, dir: &RunDir) -> Result<Tokenizer, DistilDpError> {
+    let saved = dir.tokenizer_path();
+    if saved.exists() {
+        return Ok(Tokenizer::from_file(&saved)?);
+    }
+    let tokenizer = match &config.tokenizer.path {
+        Some(path) => Tokenizer::from_file(path)?,
+        None => {
+            let public: Vec<String> = if config.tokenizer.public_corpus.is_empty() {
+                embedded::public_texts(EMBEDDED_PUBLIC)
+            } else {
+                let mut texts = Vec::new();
+                for path in &config.tokenizer.public_corpus {
+                    texts.extend(crate::data::read_texts(path)?);
+                }
+                texts
+            };
+            TokenizerTrainer::new(config.tokenizer.vocab_size).train(public.iter())?
+        }
+    };
+    write_atomic(&saved, tokenizer.to_json()?.as_bytes())?;
+    Ok(tokenizer)
+}

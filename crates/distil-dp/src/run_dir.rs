@@ -1,0 +1,123 @@
+//! The run directory: where every stage writes, and what a rerun resumes from.
+//!
+//! ```text
+//! config.toml           the configuration of the run (a rerun must match it)
+//! tokenizer.json        trained on public text
+//! teacher/ student/ …   checkpoints, one directory per trained model
+//! label-histogram.json  the DP release of the label counts (released once, then reused)
+//! synthetic.jsonl       the synthetic corpus, streamed
+//! metrics.jsonl         one JSON line per logged event
+//! report.json report.md the results table and the privacy ledger
+//! ```
+//!
+//! Files are written atomically (a temporary sibling, then a rename), so a kill leaves either
+//! the old or the new version.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::config::PipelineConfig;
+use crate::error::DistilDpError;
+
+/// A run's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> DistilDpError + '_ {
+    move |source| DistilDpError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `contents` to `path` atomically (temporary sibling, then rename).
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), DistilDpError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = PathBuf::from(tmp);
+    fs::write(&tmp, contents).map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
+}
+
+impl RunDir {
+    /// Opens (creating if needed) the run directory of `config` and records the config in
+    /// it. A directory that already holds a *different* config is refused: its checkpoints,
+    /// corpus and ledger belong to that run (choose another `output_dir`, or delete it).
+    pub fn open(config: &PipelineConfig) -> Result<Self, DistilDpError> {
+        let root = config.output_dir.clone();
+        fs::create_dir_all(&root).map_err(io(&root))?;
+        let dir = Self { root };
+        let path = dir.config_path();
+        let text = config.to_toml();
+        if path.exists() {
+            let old = fs::read_to_string(&path).map_err(io(&path))?;
+            let old = PipelineConfig::from_toml(&old, &[]).map_err(|e| DistilDpError::Config {
+                message: format!("{}: {e}", path.display()),
+            })?;
+            if &old != config {
+                return Err(DistilDpError::RunMismatch {
+                    path,
+                    detail: first_difference(&old.to_toml(), &text),
+                });
+            }
+        } else {
+            write_atomic(&path, text.as_bytes())?;
+        }
+        Ok(dir)
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `config.toml`.
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+
+    /// `tokenizer.json`.
+    pub fn tokenizer_path(&self) -> PathBuf {
+        self.root.join("tokenizer.json")
+    }
+
+    /// The checkpoint directory of a trained model (`teacher`, `student`, …).
+    pub fn model_dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// `label-histogram.json`.
+    pub fn histogram_path(&self) -> PathBuf {
+        self.root.join("label-histogram.json")
+    }
+
+    /// `synthetic.jsonl`.
+    pub fn synthetic_path(&self) -> PathBuf {
+        self.root.join("synthetic.jsonl")
+    }
+
+    /// `metrics.jsonl`.
+    pub fn metrics_path(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+}
+
+/// The first line where two config texts differ, for the error message.
+fn first_difference(old: &str, new: &str) -> String {
+    let mut a = old.lines();
+    let mut b = new.lines();
+    loop {
+        match (a.next(), b.next()) {
+            (Some(x), Some(y)) if x == y => continue,
+            (x, y) => {
+                return format!(
+                    "it holds `{}`, this run has `{}`",
+                    x.unwrap_or("(nothing)"),
+                    y.unwrap_or("(nothing)")
+                );
+            }
+        }
+    }
+}
