@@ -16,10 +16,10 @@ use std::time::Instant;
 use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
-use burn::tensor::{Int, Tensor, TensorData};
-use causal_lm::{Gpt2, Gpt2Config, PaddingSide, TokenizerTrainer, next_token_nll, perplexity};
+use causal_lm::{Gpt2, Gpt2Config, TokenizerTrainer, perplexity};
+use distil_dp::blocks::TokenBlocks;
 use dp_optim::{
-    DpRng, DpTrainer, EngineConfig, ExampleLoss, LayerTap, LrSchedule, NoTap, OptimizerConfig,
+    DpRng, DpTrainer, EngineConfig, ExampleLoss, LrSchedule, NoTap, OptimizerConfig,
     PoissonSampler, TrainerConfig,
 };
 
@@ -68,44 +68,6 @@ fn reviews(n: usize, seed: u64) -> Vec<String> {
         .collect()
 }
 
-/// The private training set, tokenised to fixed blocks with masks.
-struct Records {
-    ids: Vec<i64>,
-    mask: Vec<i64>,
-    block: usize,
-}
-
-impl Records {
-    fn rows(&self, examples: &[usize]) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
-        let pick = |v: &[i64]| -> Vec<i64> {
-            examples
-                .iter()
-                .flat_map(|&i| v[i * self.block..(i + 1) * self.block].iter().copied())
-                .collect()
-        };
-        let shape = [examples.len(), self.block];
-        let device = Default::default();
-        (
-            Tensor::from_data(TensorData::new(pick(&self.ids), shape), &device),
-            Tensor::from_data(TensorData::new(pick(&self.mask), shape), &device),
-        )
-    }
-}
-
-/// Each record's mean next-token NLL: depends on that record only (what DP-SGD clips).
-impl ExampleLoss<B, Gpt2<B>> for Records {
-    fn losses<T: LayerTap<B>>(
-        &mut self,
-        model: &Gpt2<B>,
-        examples: &[usize],
-        tap: &mut T,
-    ) -> Tensor<B, 1> {
-        let (ids, mask) = self.rows(examples);
-        let logits = model.forward_tapped(ids.clone(), Some(mask.clone()), tap);
-        next_token_nll(logits, ids, Some(mask))
-    }
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n = 2000;
     let all = reviews(n, 7);
@@ -119,12 +81,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let tokenizer = TokenizerTrainer::new(320).train(public.iter())?;
     let block = 32;
-    let encoded = tokenizer.encode_batch_to_block(train, block, PaddingSide::Right, true)?;
-    let mut records = Records {
-        ids: encoded.ids.iter().map(|&v| v as i64).collect(),
-        mask: encoded.mask.iter().map(|&v| v as i64).collect(),
-        block,
-    };
+    // The private training set as fixed blocks; its per-example loss is each record's mean
+    // next-token NLL (what DP-SGD clips).
+    let mut records = TokenBlocks::<B>::new(&tokenizer, train, block, &Default::default())?;
 
     let mut config = Gpt2Config::new(tokenizer.vocab_size(), block, 64, 2, 4);
     config.eos_token_id = Some(tokenizer.eos_id());

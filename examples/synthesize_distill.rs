@@ -22,15 +22,11 @@ use std::time::Instant;
 use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-use burn::tensor::{Int, Tensor, TensorData};
-use causal_lm::{
-    Gpt2, Gpt2Config, PaddingSide, Tokenizer, TokenizerTrainer, next_token_nll, perplexity,
-};
+use burn::tensor::Tensor;
+use causal_lm::{Gpt2, Gpt2Config, TokenizerTrainer, perplexity};
+use distil_dp::blocks::TokenBlocks;
 use dp_accounting::{PldAccountant, PrivacyLedger};
-use dp_optim::{
-    DpRng, DpTrainer, EngineConfig, ExampleLoss, LayerTap, LrSchedule, OptimizerConfig,
-    TrainerConfig,
-};
+use dp_optim::{DpRng, DpTrainer, EngineConfig, LrSchedule, OptimizerConfig, TrainerConfig};
 use kd_losses::{DistillConfig, distillation_loss};
 use synth_gen::{
     CodeJob, ControlCodeFormat, GenerationConfig, JsonlSink, dp_histogram, proportional, synthesize,
@@ -94,60 +90,12 @@ fn labels(product: usize, stars: usize) -> Vec<(String, String)> {
     ]
 }
 
-/// Token blocks with masks, as tensors.
-struct Blocks {
-    ids: Vec<i64>,
-    mask: Vec<i64>,
-}
-
-impl Blocks {
-    fn new(tokenizer: &Tokenizer, texts: &[String]) -> Result<Self, Box<dyn std::error::Error>> {
-        let e = tokenizer.encode_batch_to_block(texts, BLOCK, PaddingSide::Right, true)?;
-        Ok(Self {
-            ids: e.ids.iter().map(|&v| v as i64).collect(),
-            mask: e.mask.iter().map(|&v| v as i64).collect(),
-        })
-    }
-
-    fn len(&self) -> usize {
-        self.ids.len() / BLOCK
-    }
-
-    fn rows(&self, rows: &[usize]) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
-        let pick = |v: &[i64]| -> Vec<i64> {
-            rows.iter()
-                .flat_map(|&i| v[i * BLOCK..(i + 1) * BLOCK].iter().copied())
-                .collect()
-        };
-        let device = Default::default();
-        let shape = [rows.len(), BLOCK];
-        (
-            Tensor::from_data(TensorData::new(pick(&self.ids), shape), &device),
-            Tensor::from_data(TensorData::new(pick(&self.mask), shape), &device),
-        )
-    }
-}
-
-/// Each record's mean next-token NLL: what DP-SGD clips per example.
-impl ExampleLoss<B, Gpt2<B>> for Blocks {
-    fn losses<T: LayerTap<B>>(
-        &mut self,
-        model: &Gpt2<B>,
-        examples: &[usize],
-        tap: &mut T,
-    ) -> Tensor<B, 1> {
-        let (ids, mask) = self.rows(examples);
-        let logits = model.forward_tapped(ids.clone(), Some(mask.clone()), tap);
-        next_token_nll(logits, ids, Some(mask))
-    }
-}
-
 /// A student trained on the synthetic blocks with `config` against the teacher's logits.
 fn distil(
     config: &DistillConfig,
     student: Gpt2<B>,
     teacher: &Gpt2<B>,
-    data: &Blocks,
+    data: &TokenBlocks<B>,
     steps: usize,
 ) -> Result<Gpt2<B>, Box<dyn std::error::Error>> {
     let mut optim = AdamConfig::new().init();
@@ -205,8 +153,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let tokenizer = TokenizerTrainer::new(320).train(public.iter())?;
-    let mut private = Blocks::new(&tokenizer, &train_texts)?;
     let device = Default::default();
+    let mut private = TokenBlocks::<B>::new(&tokenizer, &train_texts, BLOCK, &device)?;
 
     // Samples per control code: the DP histogram of the private label counts, released
     // first and recorded in the ledger the teacher's DP-SGD then continues.
@@ -325,7 +273,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(format!("{code}{}", v["text"].as_str().unwrap_or_default()))
         })
         .collect::<Result<_, _>>()?;
-    let data = Blocks::new(&tokenizer, &synthetic)?;
+    let data = TokenBlocks::<B>::new(&tokenizer, &synthetic, BLOCK, &device)?;
 
     // Stage 3: two students on the synthetic corpus only.
     let mut student_config = Gpt2Config::new(tokenizer.vocab_size(), BLOCK, 32, 1, 2);

@@ -11,6 +11,9 @@ pub enum DistilDpError {
     /// A model, tokenizer or checkpoint error.
     #[error(transparent)]
     Model(#[from] CausalLmError),
+    /// A DP training error (budget, sampling, clipping, checkpoint).
+    #[error(transparent)]
+    Dp(#[from] dp_optim::DpOptimError),
     /// Reading a file failed.
     #[error("{path}: {source}")]
     Io {

@@ -18,8 +18,10 @@
 //! ```
 
 pub mod backend;
+pub mod blocks;
 pub mod config;
 pub mod data;
+pub mod dp_train;
 pub mod embedded;
 mod error;
 pub mod eval;

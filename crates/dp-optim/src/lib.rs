@@ -82,4 +82,4 @@ pub use rng::DpRng;
 pub use sampler::PoissonSampler;
 pub use schedule::LrSchedule;
 pub use tap::{LayerTap, NoTap};
-pub use trainer::{CHECKPOINT_FORMAT, DpTrainer, Failed, TrainerConfig};
+pub use trainer::{CHECKPOINT_FORMAT, DpTrainer, Failed, TrainerConfig, checkpoint_exists};

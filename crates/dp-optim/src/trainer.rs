@@ -22,6 +22,12 @@ const MODEL_FILE: &str = "model"; // + ".bin"
 const OPTIMIZER_FILE: &str = "optimizer"; // + ".bin"
 const STATE_FILE: &str = "trainer.json";
 
+/// Whether `dir` holds a [`DpTrainer`] checkpoint (or a crash between the final renames left
+/// the previous one beside it, which [`DpTrainer::load_checkpoint`] then uses).
+pub fn checkpoint_exists(dir: &Path) -> bool {
+    dir.join(STATE_FILE).exists() || sibling(dir, "previous").join(STATE_FILE).exists()
+}
+
 /// Everything a DP training run is configured by.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
