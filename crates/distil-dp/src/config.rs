@@ -82,6 +82,12 @@ pub struct DataConfig {
     /// Use at most this many records (each split shrunk in proportion after the seeded
     /// shuffle); unset: all.
     pub max_records: Option<usize>,
+    /// The public domain of each label column (`{ "Review Stars" = ["1.0", "2.0"] }`): the
+    /// control codes are every combination, in `label_columns` order. Empty (default): the
+    /// combinations present in the private training split — a disclosure of which
+    /// combinations occur, not covered by the DP guarantee (the report says so). The
+    /// embedded corpus's domain is known and used automatically.
+    pub label_values: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// The run's privacy budget: the teacher's DP-SGD and the label histogram together spend

@@ -115,6 +115,20 @@ impl Gen {
     }
 }
 
+/// The public domain of each label column: every category, and the ratings 1.0 to 5.0.
+pub fn label_values() -> Vec<(String, Vec<String>)> {
+    vec![
+        (
+            LABEL_COLUMNS[0].to_string(),
+            CATEGORIES.iter().map(|(c, _)| c.to_string()).collect(),
+        ),
+        (
+            LABEL_COLUMNS[1].to_string(),
+            (1..=5).map(|s| format!("{s}.0")).collect(),
+        ),
+    ]
+}
+
 /// `n` private-stand-in records: a review text with its category and star rating (1–5,
 /// skewed towards 4 and 5 as on review sites), always the same for the same `n`.
 pub fn private_records(n: usize) -> Vec<Record> {
