@@ -11,6 +11,9 @@ pub enum DistilDpError {
     /// A model, tokenizer or checkpoint error.
     #[error(transparent)]
     Model(#[from] CausalLmError),
+    /// Synthetic-data generation failed (settings out of range, output file).
+    #[error(transparent)]
+    Generation(#[from] synth_gen::SynthGenError),
     /// A DP training error (budget, sampling, clipping, checkpoint).
     #[error(transparent)]
     Dp(#[from] dp_optim::DpOptimError),

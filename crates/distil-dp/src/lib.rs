@@ -25,6 +25,7 @@ pub mod dp_train;
 pub mod embedded;
 mod error;
 pub mod eval;
+pub mod generation;
 pub mod histogram;
 pub mod prepare;
 pub mod records;
