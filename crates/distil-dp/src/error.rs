@@ -14,6 +14,9 @@ pub enum DistilDpError {
     /// Synthetic-data generation failed (settings out of range, output file).
     #[error(transparent)]
     Generation(#[from] synth_gen::SynthGenError),
+    /// A distillation loss error (shapes, ranges).
+    #[error(transparent)]
+    Loss(#[from] kd_losses::KdLossError),
     /// A DP training error (budget, sampling, clipping, checkpoint).
     #[error(transparent)]
     Dp(#[from] dp_optim::DpOptimError),

@@ -21,6 +21,7 @@ pub mod backend;
 pub mod blocks;
 pub mod config;
 pub mod data;
+pub mod distill;
 pub mod dp_train;
 pub mod embedded;
 mod error;

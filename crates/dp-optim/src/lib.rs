@@ -59,6 +59,7 @@
 //! }
 //! ```
 
+pub mod atomic_dir;
 pub mod clip;
 pub mod engine;
 mod error;

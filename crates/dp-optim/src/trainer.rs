@@ -2,13 +2,14 @@
 //! schedule, and their joint checkpoint.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use dp_accounting::PrivacyLedger;
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_dir::{readable_dir, replace_dir};
 use crate::engine::{EngineConfig, EngineState, PrivacyEngine};
 use crate::error::DpOptimError;
 use crate::loss::ExampleLoss;
@@ -25,7 +26,7 @@ const STATE_FILE: &str = "trainer.json";
 /// Whether `dir` holds a [`DpTrainer`] checkpoint (or a crash between the final renames left
 /// the previous one beside it, which [`DpTrainer::load_checkpoint`] then uses).
 pub fn checkpoint_exists(dir: &Path) -> bool {
-    dir.join(STATE_FILE).exists() || sibling(dir, "previous").join(STATE_FILE).exists()
+    readable_dir(dir, STATE_FILE).is_some()
 }
 
 /// Everything a DP training run is configured by.
@@ -154,46 +155,30 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> DpTrainer<B, M> {
     /// step can be regenerated. Anyone holding it and the intermediate models could remove
     /// the noise: keep checkpoints as private as the data, and release only the final model.
     pub fn save_checkpoint(&self, model: &M, dir: &Path) -> Result<(), DpOptimError> {
-        let partial = sibling(dir, "partial");
-        let previous = sibling(dir, "previous");
-        let io = |path: &Path, e: std::io::Error| DpOptimError::Checkpoint {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
-        if partial.exists() {
-            fs::remove_dir_all(&partial).map_err(|e| io(&partial, e))?;
-        }
-        fs::create_dir_all(&partial).map_err(|e| io(&partial, e))?;
-        let model_path = partial.join(MODEL_FILE);
-        crate::ghost::initialise_params(model);
-        model
-            .clone()
-            .save_file(&model_path, &recorder())
-            .map_err(|e| DpOptimError::Checkpoint {
-                path: model_path.clone(),
+        replace_dir(dir, |partial| {
+            let model_path = partial.join(MODEL_FILE);
+            crate::ghost::initialise_params(model);
+            model
+                .clone()
+                .save_file(&model_path, &recorder())
+                .map_err(|e| DpOptimError::Checkpoint {
+                    path: model_path.clone(),
+                    message: e.to_string(),
+                })?;
+            self.optimizer.save(&partial.join(OPTIMIZER_FILE))?;
+            let state = SavedState {
+                format: CHECKPOINT_FORMAT.to_string(),
+                optimizer: self.optimizer_config.clone(),
+                schedule: self.schedule.clone(),
+                engine: self.engine.state().clone(),
+            };
+            let json = serde_json::to_vec_pretty(&state).expect("engine state serialises");
+            let state_path = partial.join(STATE_FILE);
+            fs::write(&state_path, json).map_err(|e| DpOptimError::Checkpoint {
+                path: state_path.clone(),
                 message: e.to_string(),
-            })?;
-        self.optimizer.save(&partial.join(OPTIMIZER_FILE))?;
-        let state = SavedState {
-            format: CHECKPOINT_FORMAT.to_string(),
-            optimizer: self.optimizer_config.clone(),
-            schedule: self.schedule.clone(),
-            engine: self.engine.state().clone(),
-        };
-        let json = serde_json::to_vec_pretty(&state).expect("engine state serialises");
-        let state_path = partial.join(STATE_FILE);
-        fs::write(&state_path, json).map_err(|e| io(&state_path, e))?;
-        if dir.exists() {
-            if previous.exists() {
-                fs::remove_dir_all(&previous).map_err(|e| io(&previous, e))?;
-            }
-            fs::rename(dir, &previous).map_err(|e| io(dir, e))?;
-        }
-        fs::rename(&partial, dir).map_err(|e| io(dir, e))?;
-        if previous.exists() {
-            fs::remove_dir_all(&previous).map_err(|e| io(&previous, e))?;
-        }
-        Ok(())
+            })
+        })
     }
 
     /// Reads a checkpoint written by [`Self::save_checkpoint`]: the weights are loaded into
@@ -205,12 +190,8 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> DpTrainer<B, M> {
         model: M,
         device: &B::Device,
     ) -> Result<(Self, M), DpOptimError> {
-        let previous = sibling(dir, "previous");
-        let dir = if !dir.exists() && previous.exists() {
-            previous.as_path()
-        } else {
-            dir
-        };
+        let found = readable_dir(dir, STATE_FILE);
+        let dir = found.as_deref().unwrap_or(dir);
         let state_path = dir.join(STATE_FILE);
         let text = fs::read_to_string(&state_path).map_err(|e| DpOptimError::Checkpoint {
             path: state_path.clone(),
@@ -248,12 +229,4 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> DpTrainer<B, M> {
             model,
         ))
     }
-}
-
-/// `dir` with `.suffix` appended to its last component.
-fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let mut name = dir.file_name().unwrap_or_default().to_os_string();
-    name.push(".");
-    name.push(suffix);
-    dir.with_file_name(name)
 }

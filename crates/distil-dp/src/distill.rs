@@ -1,0 +1,213 @@
+//! Stage 3: the student trained on the synthetic corpus against the DP teacher's soft labels
+//! (post-processing: no privacy cost), checkpointed and resumable.
+
+use std::fs;
+use std::path::Path;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::record::{BinFileRecorder, FullPrecisionSettings};
+use burn::tensor::Tensor;
+use burn::tensor::backend::AutodiffBackend;
+use causal_lm::Gpt2;
+use dp_optim::OptimizerConfig;
+use dp_optim::atomic_dir::{readable_dir, replace_dir};
+use kd_losses::distillation_loss;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::blocks::TokenBlocks;
+use crate::config::StudentConfig;
+use crate::dp_train::Progress;
+use crate::error::DistilDpError;
+
+const STATE_FILE: &str = "distill.json";
+const MODEL_FILE: &str = "model";
+const OPTIMIZER_FILE: &str = "optimizer";
+
+/// The student's optimiser: AdamW (weight decay 0.01).
+fn optimizer() -> OptimizerConfig {
+    OptimizerConfig::AdamW {
+        beta_1: 0.9,
+        beta_2: 0.999,
+        epsilon: 1e-8,
+        weight_decay: 0.01,
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    steps_taken: u64,
+    planned_steps: u64,
+    rows: usize,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> DistilDpError + '_ {
+    move |source| DistilDpError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The rows of step `step`: consecutive slices of a seeded permutation of the corpus (a new
+/// permutation every epoch), so a resumed run sees exactly the batches an uninterrupted one
+/// would.
+fn batch_rows(seed: u64, rows: usize, batch: usize, step: u64) -> Vec<usize> {
+    let per_epoch = rows.div_ceil(batch) as u64;
+    let epoch = step / per_epoch;
+    let mut order: Vec<usize> = (0..rows).collect();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    rng.set_stream(epoch);
+    for i in (1..rows).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    let start = ((step % per_epoch) as usize) * batch;
+    order[start..(start + batch).min(rows)].to_vec()
+}
+
+/// Trains `student` on `data` (the synthetic corpus) with the distillation loss against
+/// `teacher`'s logits, resuming from the checkpoint in `dir` when there is one; at most
+/// `limit` steps in this call. `seed` orders the batches. `log` gets one JSON line per
+/// checkpoint (steps, loss terms of the synthetic batch, seconds).
+#[allow(clippy::too_many_arguments)]
+pub fn distill<B: AutodiffBackend>(
+    settings: &StudentConfig,
+    student: Gpt2<B>,
+    teacher: &Gpt2<B::InnerBackend>,
+    data: &TokenBlocks<B>,
+    seed: u64,
+    dir: &Path,
+    limit: Option<u64>,
+    checkpoint_every: u64,
+    log: &mut dyn FnMut(serde_json::Value),
+) -> Result<Progress<Gpt2<B>>, DistilDpError> {
+    if data.is_empty() {
+        return Err(DistilDpError::InvalidArgument {
+            field: "synthetic corpus",
+            value: "0 samples".into(),
+            expected: "at least one sample to train the student on",
+        });
+    }
+    let device = student.devices().into_iter().next().unwrap_or_default();
+    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+    let batch = settings.batch_size;
+    let planned = ((settings.epochs * data.len() as f64) / batch as f64)
+        .ceil()
+        .max(1.0) as u64;
+    let (mut student, mut optim, mut state) = match readable_dir(dir, STATE_FILE) {
+        Some(src) => {
+            let state_path = src.join(STATE_FILE);
+            let text = fs::read_to_string(&state_path).map_err(io(&state_path))?;
+            let state: State = serde_json::from_str(&text).map_err(|e| DistilDpError::Data {
+                path: state_path.clone(),
+                line: e.line(),
+                message: e.to_string(),
+            })?;
+            if state.rows != data.len() || state.planned_steps != planned {
+                return Err(DistilDpError::RunMismatch {
+                    path: state_path,
+                    detail: format!(
+                        "the checkpoint trained on {} rows for {} steps, this run has {} rows and {} steps",
+                        state.rows,
+                        state.planned_steps,
+                        data.len(),
+                        planned
+                    ),
+                });
+            }
+            let student = student
+                .load_file(src.join(MODEL_FILE), &recorder, &device)
+                .map_err(|e| DistilDpError::Data {
+                    path: src.join(MODEL_FILE),
+                    line: 0,
+                    message: e.to_string(),
+                })?;
+            let optim = optimizer()
+                .init::<B, Gpt2<B>>()
+                .load(&src.join(OPTIMIZER_FILE), &device)?;
+            (student, optim, state)
+        }
+        None => (
+            student,
+            optimizer().init::<B, Gpt2<B>>(),
+            State {
+                steps_taken: 0,
+                planned_steps: planned,
+                rows: data.len(),
+            },
+        ),
+    };
+    let save = |student: &Gpt2<B>,
+                optim: &dp_optim::DpOptimizer<Gpt2<B>, B>,
+                state: &State|
+     -> Result<(), DistilDpError> {
+        replace_dir(dir, |partial| {
+            student
+                .clone()
+                .save_file(partial.join(MODEL_FILE), &recorder)
+                .map_err(|e| DistilDpError::Data {
+                    path: partial.join(MODEL_FILE),
+                    line: 0,
+                    message: e.to_string(),
+                })?;
+            optim.save(&partial.join(OPTIMIZER_FILE))?;
+            let json = serde_json::to_vec(state).expect("state serialises");
+            let path = partial.join(STATE_FILE);
+            fs::write(&path, json).map_err(io(&path))
+        })
+    };
+    let start = Instant::now();
+    let mut taken_now = 0;
+    while state.steps_taken < planned {
+        if limit.is_some_and(|l| taken_now >= l) {
+            break;
+        }
+        let rows = batch_rows(seed, data.len(), batch, state.steps_taken);
+        let (ids, mask) = data.rows(&rows);
+        let teacher_logits = Tensor::from_inner(
+            teacher
+                .forward_full(ids.clone().inner(), Some(mask.clone().inner()), false)
+                .logits,
+        );
+        let output = student.forward_full(ids.clone(), Some(mask.clone()), false);
+        let terms = distillation_loss(
+            &settings.loss,
+            output.logits,
+            teacher_logits,
+            ids,
+            Some(mask),
+            None,
+        )?;
+        let loss = terms.loss();
+        let value = loss.clone().into_scalar();
+        let grads = GradientsParams::from_grads(loss.backward(), &student);
+        let lr = settings.schedule.lr(state.steps_taken, planned);
+        student = optim.step(lr, student, grads);
+        state.steps_taken += 1;
+        taken_now += 1;
+        if state.steps_taken % checkpoint_every.max(1) == 0 || state.steps_taken == planned {
+            save(&student, &optim, &state)?;
+            log(serde_json::json!({
+                "steps": state.steps_taken,
+                "planned_steps": planned,
+                "loss": num(value),
+                "seconds": start.elapsed().as_secs_f64(),
+            }));
+        }
+    }
+    if state.steps_taken < planned {
+        save(&student, &optim, &state)?;
+        return Ok(Progress::Paused {
+            taken: state.steps_taken,
+            planned,
+        });
+    }
+    Ok(Progress::Done(student))
+}
+
+fn num<E: burn::tensor::ElementConversion>(v: E) -> f64 {
+    v.elem::<f64>()
+}

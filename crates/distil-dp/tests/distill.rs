@@ -1,0 +1,106 @@
+//! Stage 3: distillation on the synthetic corpus resumes exactly from its checkpoint.
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::AutodiffModule;
+use causal_lm::CausalLm;
+use distil_dp::blocks::TokenBlocks;
+use distil_dp::config::{ModelConfig, PipelineConfig};
+use distil_dp::distill::distill;
+use distil_dp::dp_train::{Progress, fresh_model};
+use distil_dp::prepare::tokenizer;
+use distil_dp::run_dir::RunDir;
+
+type B = Autodiff<Flex>;
+
+#[test]
+fn an_interrupted_distillation_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = PipelineConfig {
+        output_dir: tmp.path().join("run"),
+        ..PipelineConfig::default()
+    };
+    config.tokenizer.vocab_size = 300;
+    config.student.epochs = 1.0;
+    config.student.batch_size = 16;
+    let dir = RunDir::open(&config).unwrap();
+    let tok = tokenizer(&config, &dir).unwrap();
+    let texts: Vec<String> = distil_dp::embedded::private_records(80)
+        .into_iter()
+        .map(|r| r.text)
+        .collect();
+    let device = Default::default();
+    let data = TokenBlocks::<B>::new(&tok, &texts, 32, &device).unwrap();
+    let small = |n_embd| ModelConfig {
+        n_embd,
+        n_layer: 1,
+        n_head: 2,
+        ..ModelConfig::default()
+    };
+    let teacher = fresh_model::<B>(&small(32), tok.vocab_size(), tok.eos_id(), 32, &device)
+        .unwrap()
+        .valid();
+    let student =
+        fresh_model::<B>(&small(16), tok.vocab_size(), tok.eos_id(), 32, &device).unwrap();
+    let (ids, mask) = data.rows(&[0, 1]);
+    let _ = student.forward_lm(ids.clone(), Some(mask), false); // materialise before cloning
+    let mut lines = Vec::new();
+    let mut log = |v: serde_json::Value| lines.push(v);
+
+    let run = |student, name: &str, limit, log: &mut dyn FnMut(serde_json::Value)| {
+        distill(
+            &config.student,
+            student,
+            &teacher,
+            &data,
+            9,
+            &dir.model_dir(name),
+            limit,
+            2,
+            log,
+        )
+        .unwrap()
+    };
+    let Progress::Done(a) = run(student.clone(), "whole", None, &mut log) else {
+        panic!("done");
+    };
+    let Progress::Paused {
+        taken: 2,
+        planned: 5,
+    } = run(student.clone(), "parts", Some(2), &mut log)
+    else {
+        panic!("80 rows / 16 per step = 5 steps, paused after 2");
+    };
+    let other = fresh_model::<B>(&small(16), tok.vocab_size(), tok.eos_id(), 32, &device).unwrap();
+    let Progress::Done(b) = run(other, "parts", None, &mut log) else {
+        panic!("resumed");
+    };
+    let la = a
+        .valid()
+        .forward_lm(ids.clone().inner(), None, false)
+        .logits;
+    let lb = b.valid().forward_lm(ids.inner(), None, false).logits;
+    assert_eq!((la - lb).abs().max().into_scalar(), 0.0);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["loss"].as_f64().unwrap().is_finite())
+    );
+
+    let empty = TokenBlocks::<B>::new(&tok, &Vec::<String>::new(), 32, &device);
+    if let Ok(empty) = empty {
+        let e = distill(
+            &config.student,
+            a,
+            &teacher,
+            &empty,
+            9,
+            &dir.model_dir("e"),
+            None,
+            2,
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("synthetic corpus"), "{e}");
+    }
+}
