@@ -15,13 +15,14 @@ use dp_optim::OptimizerConfig;
 use dp_optim::atomic_dir::{readable_dir, replace_dir};
 use kd_losses::distillation_loss;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::blocks::TokenBlocks;
 use crate::config::StudentConfig;
 use crate::dp_train::Progress;
 use crate::error::DistilDpError;
+use crate::split::permutation;
 
 const STATE_FILE: &str = "distill.json";
 const MODEL_FILE: &str = "model";
@@ -51,21 +52,12 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> DistilDpError + '_ {
     }
 }
 
-/// The rows of step `step`: consecutive slices of a seeded permutation of the corpus (a new
-/// permutation every epoch), so a resumed run sees exactly the batches an uninterrupted one
-/// would.
-fn batch_rows(seed: u64, rows: usize, batch: usize, step: u64) -> Vec<usize> {
-    let per_epoch = rows.div_ceil(batch) as u64;
-    let epoch = step / per_epoch;
-    let mut order: Vec<usize> = (0..rows).collect();
+/// The batch order of `epoch`: a seeded permutation of the rows (stream `epoch` of `seed`),
+/// so a resumed run sees exactly the batches an uninterrupted one would.
+fn epoch_order(seed: u64, rows: usize, epoch: u64) -> Vec<usize> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     rng.set_stream(epoch);
-    for i in (1..rows).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        order.swap(i, j);
-    }
-    let start = ((step % per_epoch) as usize) * batch;
-    order[start..(start + batch).min(rows)].to_vec()
+    permutation(rows, &mut rng)
 }
 
 /// Trains `student` on `data` (the synthetic corpus) with the distillation loss against
@@ -89,6 +81,13 @@ pub fn distill<B: AutodiffBackend>(
             field: "synthetic corpus",
             value: "0 samples".into(),
             expected: "at least one sample to train the student on",
+        });
+    }
+    if settings.batch_size == 0 {
+        return Err(DistilDpError::InvalidArgument {
+            field: "student.batch_size",
+            value: "0".into(),
+            expected: "at least 1",
         });
     }
     let device = student.devices().into_iter().next().unwrap_or_default();
@@ -161,12 +160,19 @@ pub fn distill<B: AutodiffBackend>(
     };
     let start = Instant::now();
     let mut taken_now = 0;
+    let per_epoch = data.len().div_ceil(batch) as u64;
+    let mut order: Option<(u64, Vec<usize>)> = None;
     while state.steps_taken < planned {
         if limit.is_some_and(|l| taken_now >= l) {
             break;
         }
-        let rows = batch_rows(seed, data.len(), batch, state.steps_taken);
-        let (ids, mask) = data.rows(&rows);
+        let epoch = state.steps_taken / per_epoch;
+        if order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            order = Some((epoch, epoch_order(seed, data.len(), epoch)));
+        }
+        let rows = &order.as_ref().expect("set above").1;
+        let first = ((state.steps_taken % per_epoch) as usize) * batch;
+        let (ids, mask) = data.rows(&rows[first..(first + batch).min(rows.len())]);
         let teacher_logits = Tensor::from_inner(
             teacher
                 .forward_full(ids.clone().inner(), Some(mask.clone().inner()), false)

@@ -92,20 +92,7 @@ impl SplitConfig {
                 expected: "enough records for a non-empty test and training split",
             });
         }
-        let mut order: Vec<usize> = (0..n).collect();
-        let mut rng = ChaCha20Rng::seed_from_u64(self.seed);
-        for i in (1..n).rev() {
-            // unbiased index in [0, i] by rejection
-            let bound = (i + 1) as u64;
-            let zone = u64::MAX - u64::MAX % bound;
-            let j = loop {
-                let x = rng.next_u64();
-                if x < zone {
-                    break (x % bound) as usize;
-                }
-            };
-            order.swap(i, j);
-        }
+        let order = permutation(n, &mut ChaCha20Rng::seed_from_u64(self.seed));
         let mut slots: Vec<Option<T>> = records.into_iter().map(Some).collect();
         let mut take = |range: std::ops::Range<usize>| -> Vec<T> {
             order[range]
@@ -122,4 +109,21 @@ impl SplitConfig {
             test,
         })
     }
+}
+
+/// `0..n` shuffled by Fisher–Yates with unbiased indices (rejection sampling) from `rng`.
+pub(crate) fn permutation(n: usize, rng: &mut ChaCha20Rng) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let bound = (i + 1) as u64;
+        let zone = u64::MAX - u64::MAX % bound;
+        let j = loop {
+            let x = rng.next_u64();
+            if x < zone {
+                break (x % bound) as usize;
+            }
+        };
+        order.swap(i, j);
+    }
+    order
 }
