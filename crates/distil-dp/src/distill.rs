@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::blocks::TokenBlocks;
 use crate::config::StudentConfig;
 use crate::dp_train::Progress;
-use crate::error::DistilDpError;
+use crate::error::{DistilDpError, io};
 use crate::split::permutation;
 
 const STATE_FILE: &str = "distill.json";
@@ -43,13 +43,6 @@ struct State {
     steps_taken: u64,
     planned_steps: u64,
     rows: usize,
-}
-
-fn io(path: &Path) -> impl Fn(std::io::Error) -> DistilDpError + '_ {
-    move |source| DistilDpError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// The batch order of `epoch`: a seeded permutation of the rows (stream `epoch` of `seed`),

@@ -74,3 +74,11 @@ pub enum DistilDpError {
         detail: String,
     },
 }
+
+/// Maps an I/O error on `path` to [`DistilDpError::Io`].
+pub(crate) fn io(path: &std::path::Path) -> impl Fn(std::io::Error) -> DistilDpError + '_ {
+    move |source| DistilDpError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

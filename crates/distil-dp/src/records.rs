@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::DistilDpError;
+use crate::error::{DistilDpError, io};
 
 /// One private record: its text and its labels (`(column, value)`, in column order), from
 /// which its control code is made.
@@ -97,13 +97,6 @@ pub fn read_records(
         });
     }
     Ok(records)
-}
-
-fn io(path: &Path) -> impl Fn(std::io::Error) -> DistilDpError + '_ {
-    move |source| DistilDpError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 fn data_err(path: &Path, line: usize, message: impl Into<String>) -> DistilDpError {

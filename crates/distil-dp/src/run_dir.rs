@@ -17,19 +17,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::config::PipelineConfig;
-use crate::error::DistilDpError;
+use crate::error::{DistilDpError, io};
 
 /// A run's directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {
     root: PathBuf,
-}
-
-fn io(path: &Path) -> impl Fn(std::io::Error) -> DistilDpError + '_ {
-    move |source| DistilDpError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// Writes `contents` to `path` atomically (temporary sibling, then rename).

@@ -42,14 +42,23 @@ pub fn no_repeat_ngram(logits: &mut [f32], context: &[u32], n: usize) {
     }
 }
 
+/// The `k`-th largest logit (`−∞` when `k` is 0 or at least the vocabulary: keep all).
+fn top_k_threshold(logits: &[f32], k: usize) -> f32 {
+    if k == 0 || k >= logits.len() {
+        return f32::NEG_INFINITY;
+    }
+    let mut sorted: Vec<f32> = logits.to_vec();
+    *sorted
+        .select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a))
+        .1
+}
+
 /// Keeps the `k` largest logits (ties at the threshold kept), the rest `−∞`.
 pub fn top_k(logits: &mut [f32], k: usize) {
     if k == 0 || k >= logits.len() {
         return;
     }
-    let mut sorted: Vec<f32> = logits.to_vec();
-    let (_, kth, _) = sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-    let threshold = *kth;
+    let threshold = top_k_threshold(logits, k);
     for x in logits.iter_mut() {
         if *x < threshold {
             *x = f32::NEG_INFINITY;
@@ -124,14 +133,7 @@ pub fn sample(logits: &[f32], rng: &mut ChaCha20Rng) -> u32 {
 /// at least their number), as `(id, logit)` in increasing id order.
 fn top_k_candidates(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
     let finite = |x: f32| x > f32::NEG_INFINITY;
-    let threshold = if k == 0 || k >= logits.len() {
-        f32::NEG_INFINITY
-    } else {
-        let mut sorted: Vec<f32> = logits.to_vec();
-        *sorted
-            .select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a))
-            .1
-    };
+    let threshold = top_k_threshold(logits, k);
     logits
         .iter()
         .enumerate()
