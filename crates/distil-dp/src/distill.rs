@@ -166,6 +166,9 @@ pub fn distill<B: AutodiffBackend>(
         let rows = &order.as_ref().expect("set above").1;
         let first = ((state.steps_taken % per_epoch) as usize) * batch;
         let (ids, mask) = data.rows(&rows[first..(first + batch).min(rows.len())]);
+        // burn 0.21's autodiff can lose a gradient when another thread runs a backward
+        // concurrently (see dp_optim::autodiff_guard)
+        let serial = dp_optim::autodiff_guard();
         let teacher_logits = Tensor::from_inner(
             teacher
                 .forward_full(ids.clone().inner(), Some(mask.clone().inner()), false)
@@ -185,6 +188,7 @@ pub fn distill<B: AutodiffBackend>(
         let grads = GradientsParams::from_grads(loss.backward(), &student);
         let lr = settings.schedule.lr(state.steps_taken, planned);
         student = optim.step(lr, student, grads);
+        drop(serial);
         state.steps_taken += 1;
         taken_now += 1;
         if state.steps_taken % checkpoint_every.max(1) == 0 || state.steps_taken == planned {

@@ -160,6 +160,7 @@ where
     F: FnMut(&M, usize) -> Tensor<B, 1>,
 {
     check_norm(max_grad_norm)?;
+    let _serial = crate::autodiff_guard();
     let mut sum = GradientsParams::new();
     let mut clipped = 0;
     for &i in examples {

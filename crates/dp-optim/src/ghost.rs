@@ -440,6 +440,7 @@ where
             clipped: 0,
         });
     }
+    let _serial = crate::autodiff_guard();
     initialise_params(model);
     let frozen = model.clone().no_grad();
     let mut tape = GhostTape::<B>::new();

@@ -60,6 +60,7 @@
 //! ```
 
 pub mod atomic_dir;
+mod autodiff_guard;
 pub mod clip;
 pub mod engine;
 mod error;
@@ -73,6 +74,7 @@ mod schedule;
 pub mod tap;
 mod trainer;
 
+pub use autodiff_guard::{AutodiffGuard, autodiff_guard};
 pub use clip::{ClippedSum, Clipping, clipped_sum, clipped_sum_per_parameter, privatize};
 pub use engine::{ClippingPath, EngineConfig, EngineState, PrivacyEngine};
 pub use error::DpOptimError;
