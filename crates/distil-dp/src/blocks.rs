@@ -79,3 +79,47 @@ impl<B: AutodiffBackend> ExampleLoss<B, Gpt2<B>> for TokenBlocks<B> {
         next_token_nll(logits, ids, Some(mask))
     }
 }
+
+impl<B: AutodiffBackend> crate::dp_train::PrivateExamples<B> for TokenBlocks<B> {
+    fn records(&self) -> usize {
+        self.len()
+    }
+}
+
+/// The DPKD baseline's per-example loss: the distillation loss of each private row against
+/// a (DP-trained) teacher's logits, `λ·KL + (1−λ)·CE`, a mean over the row's real tokens.
+#[derive(Debug)]
+pub struct KdBlocks<'a, B: AutodiffBackend> {
+    /// The private rows.
+    pub blocks: TokenBlocks<B>,
+    /// The teacher (its logits are constants of the student's loss).
+    pub teacher: &'a Gpt2<B::InnerBackend>,
+    /// λ and τ (α must be 0: no hidden states here).
+    pub loss: kd_losses::DistillConfig,
+}
+
+impl<B: AutodiffBackend> ExampleLoss<B, Gpt2<B>> for KdBlocks<'_, B> {
+    fn losses<T: LayerTap<B>>(
+        &mut self,
+        model: &Gpt2<B>,
+        examples: &[usize],
+        tap: &mut T,
+    ) -> Tensor<B, 1> {
+        let (ids, mask) = self.blocks.rows(examples);
+        let teacher = Tensor::from_inner(
+            self.teacher
+                .forward_full(ids.clone().inner(), Some(mask.clone().inner()), false)
+                .logits,
+        );
+        let logits = model.forward_tapped(ids.clone(), Some(mask.clone()), tap);
+        kd_losses::distillation_loss(&self.loss, logits, teacher, ids, Some(mask), None)
+            .expect("validated distillation settings")
+            .per_example()
+    }
+}
+
+impl<B: AutodiffBackend> crate::dp_train::PrivateExamples<B> for KdBlocks<'_, B> {
+    fn records(&self) -> usize {
+        self.blocks.len()
+    }
+}

@@ -30,6 +30,9 @@ pub struct PipelineConfig {
     /// Draw DP noise from ChaCha20 seeded with this value instead of the OS: reproducible and
     /// **not private** (for tests and debugging only; the report flags it). Default: unset.
     pub insecure_noise_seed: Option<u64>,
+    /// Checkpoint every trained model every this many steps, and at its end (default 20): a
+    /// killed run loses at most this many steps of work, never an accounted step.
+    pub checkpoint_every: u64,
     /// The private data.
     pub data: DataConfig,
     /// The budget of the whole run.
@@ -53,6 +56,7 @@ impl Default for PipelineConfig {
             backend: "flex".into(),
             seed: 0,
             insecure_noise_seed: None,
+            checkpoint_every: 20,
             data: DataConfig::default(),
             privacy: PrivacyConfig::default(),
             tokenizer: TokenizerConfig::default(),
@@ -374,6 +378,9 @@ impl PipelineConfig {
             return Err(bad("privacy.delta", d, "a number in (0, 1)"));
         }
         self.data.split.validate()?;
+        if self.checkpoint_every == 0 {
+            return Err(bad("checkpoint_every", 0, "at least 1"));
+        }
         if self.data.max_records == Some(0) {
             return Err(bad("data.max_records", 0, "at least 1 (or unset: all)"));
         }

@@ -45,6 +45,11 @@ struct State {
     rows: usize,
 }
 
+/// Whether `dir` holds a distillation checkpoint (complete or not).
+pub fn checkpoint_exists(dir: &Path) -> bool {
+    readable_dir(dir, STATE_FILE).is_some()
+}
+
 /// The batch order of `epoch`: a seeded permutation of the rows (stream `epoch` of `seed`),
 /// so a resumed run sees exactly the batches an uninterrupted one would.
 fn epoch_order(seed: u64, rows: usize, epoch: u64) -> Vec<usize> {
@@ -53,16 +58,21 @@ fn epoch_order(seed: u64, rows: usize, epoch: u64) -> Vec<usize> {
     permutation(rows, &mut rng)
 }
 
-/// Trains `student` on `data` (the synthetic corpus) with the distillation loss against
-/// `teacher`'s logits, resuming from the checkpoint in `dir` when there is one; at most
-/// `limit` steps in this call. `seed` orders the batches. `log` gets one JSON line per
-/// checkpoint (steps, loss terms of the synthetic batch, seconds).
+/// Trains `student` on `data` (the synthetic corpus, or a public corpus for stage 0) with the
+/// distillation loss against `teacher`'s logits, or with hard labels only (cross-entropy, as
+/// λ = 0) when there is no teacher. Resumes from the checkpoint in `dir` when there is one;
+/// at most `limit` steps in this call. The run has `settings.epochs` passes over the rows,
+/// or exactly `steps` steps when given. `seed` orders the batches. `log` gets one JSON line
+/// per step (steps, loss of the batch, seconds; `checkpoint: true` when one was written).
+/// The data is public or synthetic (post-processing of DP releases), so its loss may be
+/// logged.
 #[allow(clippy::too_many_arguments)]
 pub fn distill<B: AutodiffBackend>(
     settings: &StudentConfig,
     student: Gpt2<B>,
-    teacher: &Gpt2<B::InnerBackend>,
+    teacher: Option<&Gpt2<B::InnerBackend>>,
     data: &TokenBlocks<B>,
+    steps: Option<u64>,
     seed: u64,
     dir: &Path,
     limit: Option<u64>,
@@ -86,9 +96,20 @@ pub fn distill<B: AutodiffBackend>(
     let device = student.devices().into_iter().next().unwrap_or_default();
     let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
     let batch = settings.batch_size;
-    let planned = ((settings.epochs * data.len() as f64) / batch as f64)
-        .ceil()
-        .max(1.0) as u64;
+    let planned = steps.unwrap_or_else(|| {
+        ((settings.epochs * data.len() as f64) / batch as f64)
+            .ceil()
+            .max(1.0) as u64
+    });
+    let hard_labels = kd_losses::DistillConfig {
+        lambda: 0.0,
+        ..settings.loss.clone()
+    };
+    let loss_config = if teacher.is_some() {
+        &settings.loss
+    } else {
+        &hard_labels
+    };
     let (mut student, mut optim, mut state) = match readable_dir(dir, STATE_FILE) {
         Some(src) => {
             let state_path = src.join(STATE_FILE);
@@ -169,14 +190,17 @@ pub fn distill<B: AutodiffBackend>(
         // burn 0.21's autodiff can lose a gradient when another thread runs a backward
         // concurrently (see dp_optim::autodiff_guard)
         let serial = dp_optim::autodiff_guard();
-        let teacher_logits = Tensor::from_inner(
-            teacher
-                .forward_full(ids.clone().inner(), Some(mask.clone().inner()), false)
-                .logits,
-        );
         let output = student.forward_full(ids.clone(), Some(mask.clone()), false);
+        let teacher_logits = match teacher {
+            Some(t) => Tensor::from_inner(
+                t.forward_full(ids.clone().inner(), Some(mask.clone().inner()), false)
+                    .logits,
+            ),
+            // λ = 0: the divergence is weighted 0; any logits of the right shape do
+            None => output.logits.clone().detach(),
+        };
         let terms = distillation_loss(
-            &settings.loss,
+            loss_config,
             output.logits,
             teacher_logits,
             ids,
@@ -191,15 +215,18 @@ pub fn distill<B: AutodiffBackend>(
         drop(serial);
         state.steps_taken += 1;
         taken_now += 1;
-        if state.steps_taken % checkpoint_every.max(1) == 0 || state.steps_taken == planned {
+        let checkpoint =
+            state.steps_taken % checkpoint_every.max(1) == 0 || state.steps_taken == planned;
+        if checkpoint {
             save(&student, &optim, &state)?;
-            log(serde_json::json!({
-                "steps": state.steps_taken,
-                "planned_steps": planned,
-                "loss": num(value),
-                "seconds": start.elapsed().as_secs_f64(),
-            }));
         }
+        log(serde_json::json!({
+            "steps": state.steps_taken,
+            "planned_steps": planned,
+            "loss": num(value),
+            "seconds": start.elapsed().as_secs_f64(),
+            "checkpoint": checkpoint,
+        }));
     }
     if state.steps_taken < planned {
         save(&student, &optim, &state)?;

@@ -4,13 +4,14 @@
 use std::path::Path;
 use std::time::Instant;
 
-use burn::module::Module;
-use burn::tensor::backend::AutodiffBackend;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use causal_lm::{Gpt2, Gpt2Config};
 use dp_accounting::PrivacyLedger;
-use dp_optim::{DpRng, DpTrainer, EngineConfig, TrainerConfig};
+use dp_optim::{DpRng, DpTrainer, EngineConfig, ExampleLoss, PrivacyEngine, TrainerConfig};
+use serde::{Deserialize, Serialize};
 
-use crate::blocks::TokenBlocks;
 use crate::config::{ModelConfig, TeacherConfig};
 use crate::error::DistilDpError;
 
@@ -28,12 +29,16 @@ pub enum Progress<M> {
     },
 }
 
-/// A fresh GPT-2 of `model`'s shape for `tokenizer`'s vocabulary and `positions` positions.
-pub fn fresh_model<B: AutodiffBackend>(
+/// A fresh GPT-2 of `model`'s shape for `tokenizer`'s vocabulary and `positions` positions,
+/// initialised from the public `seed` (burn's device RNG is seeded first) and materialised:
+/// burn creates parameters lazily, and a clone of a still-lazy parameter would draw its own
+/// values.
+pub fn fresh_model<B: Backend>(
     model: &ModelConfig,
     vocab_size: usize,
     eos: u32,
     positions: usize,
+    seed: u64,
     device: &B::Device,
 ) -> Result<Gpt2<B>, DistilDpError> {
     let mut config = Gpt2Config::new(
@@ -44,12 +49,94 @@ pub fn fresh_model<B: AutodiffBackend>(
         model.n_head,
     );
     config.eos_token_id = Some(eos);
-    Ok(config.init::<B>(device)?)
+    B::seed(device, seed);
+    let gpt = config.init::<B>(device)?;
+    materialise(&gpt);
+    Ok(gpt)
+}
+
+/// Initialises every lazily created parameter of `model` now.
+pub fn materialise<B: Backend, M: Module<B>>(model: &M) {
+    struct Touch;
+    impl<B: Backend> ModuleVisitor<B> for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Touch);
+}
+
+/// What a DP-SGD training spent and how: the numbers the report's ledger shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DpSummary {
+    /// Noise multiplier σ (noise std / clipping norm).
+    pub noise_multiplier: f64,
+    /// Poisson sampling rate q.
+    pub sample_rate: f64,
+    /// Steps taken.
+    pub steps: u64,
+    /// Steps planned.
+    pub planned_steps: u64,
+    /// Clipping norm C.
+    pub max_grad_norm: f64,
+    /// Expected batch size.
+    pub expected_batch_size: f64,
+    /// Records the sampling rate refers to.
+    pub records: usize,
+    /// ε of the whole ledger (prior releases included) at `delta`.
+    pub epsilon: f64,
+    /// δ.
+    pub delta: f64,
+    /// The accountant.
+    pub accountant: dp_accounting::AccountantKind,
+    /// Every release, prior ones included.
+    pub ledger: PrivacyLedger,
+    /// Whether the noise came from a caller-seeded stream (no privacy guarantee).
+    pub insecure: bool,
+}
+
+/// The summary of `trainer`'s run, its own steps labelled `label` after the `prior` entries.
+fn summary(
+    trainer: &PrivacyEngine,
+    delta: f64,
+    prior: usize,
+    label: &str,
+) -> Result<DpSummary, DistilDpError> {
+    let state = trainer.state();
+    let mut ledger = PrivacyLedger::new();
+    for (i, e) in state.ledger.entries().iter().enumerate() {
+        let l = if i < prior { e.label.as_str() } else { label };
+        ledger
+            .record(l, e.event.clone())
+            .map_err(dp_optim::DpOptimError::from)?;
+    }
+    Ok(DpSummary {
+        noise_multiplier: state.noise_multiplier,
+        sample_rate: trainer.sample_rate(),
+        steps: state.steps_taken,
+        planned_steps: state.planned_steps,
+        max_grad_norm: state.config.max_grad_norm,
+        expected_batch_size: state.config.expected_batch_size,
+        records: state.config.dataset_size,
+        epsilon: trainer.epsilon_spent()?,
+        delta,
+        accountant: state.config.accountant,
+        ledger,
+        insecure: trainer.is_insecure(),
+    })
+}
+
+/// A per-example loss over a known number of records (what DP-SGD samples from).
+pub trait PrivateExamples<B: AutodiffBackend>: ExampleLoss<B, Gpt2<B>> {
+    /// Number of records.
+    fn records(&self) -> usize;
 }
 
 /// Settings of one DP-SGD training.
 #[derive(Debug, Clone)]
 pub struct DpTraining<'a> {
+    /// The ledger label of this training's steps in [`DpSummary::ledger`] (`teacher`, …).
+    pub label: &'a str,
     /// Architecture, sampling, clipping and optimiser (the `[teacher]` section's fields).
     pub settings: &'a TeacherConfig,
     /// Total ε of this training, prior releases included.
@@ -68,19 +155,24 @@ pub struct DpTraining<'a> {
 /// checkpoint in `dir` when there is one (the ledger then continues, nothing is repeated or
 /// lost: the model, optimiser, engine and noise stream come back exactly). `prior` holds the
 /// releases made before (e.g. the label histogram); σ is calibrated so that they and every
-/// planned step spend at most `epsilon`. At most `limit` steps are taken in this call.
-/// `log` receives one line of JSON per checkpoint (steps, ε so far, seconds; never data).
-pub fn train<B: AutodiffBackend>(
+/// planned step spend at most `epsilon`. At most `limit` steps are taken in this call
+/// (`Some(0)`: only load, e.g. to ask whether a training is complete).
+///
+/// `log` receives one line of JSON per step (`steps`, `planned_steps`, `seconds`), with
+/// `checkpoint: true` and the ε spent so far on checkpoint steps. Training losses are not
+/// logged: they are computed on private records, outside the DP guarantee.
+pub fn train<B: AutodiffBackend, L: PrivateExamples<B>>(
     training: &DpTraining<'_>,
     model: Gpt2<B>,
-    data: &mut TokenBlocks<B>,
+    data: &mut L,
     prior: PrivacyLedger,
     dir: &Path,
     limit: Option<u64>,
     log: &mut dyn FnMut(serde_json::Value),
-) -> Result<Progress<Gpt2<B>>, DistilDpError> {
+) -> Result<(Progress<Gpt2<B>>, DpSummary), DistilDpError> {
     let s = training.settings;
     let device = model.devices().into_iter().next().unwrap_or_default();
+    let prior_entries = prior.entries().len();
     let (mut trainer, mut model) = if dp_optim::checkpoint_exists(dir) {
         DpTrainer::<B, Gpt2<B>>::load_checkpoint(dir, model, &device)?
     } else {
@@ -88,7 +180,7 @@ pub fn train<B: AutodiffBackend>(
             training.epsilon,
             training.delta,
             s.epochs,
-            data.len(),
+            data.records(),
             s.expected_batch_size,
             s.max_grad_norm,
         );
@@ -116,21 +208,30 @@ pub fn train<B: AutodiffBackend>(
         model = trainer.step(model, data).map_err(|f| f.error)?;
         taken_now += 1;
         let (taken, planned) = trainer.engine().steps();
-        if taken % training.checkpoint_every.max(1) == 0 || taken == planned {
+        let checkpoint = taken % training.checkpoint_every.max(1) == 0 || taken == planned;
+        let mut line = serde_json::json!({
+            "steps": taken,
+            "planned_steps": planned,
+            "seconds": start.elapsed().as_secs_f64(),
+        });
+        if checkpoint {
             trainer.save_checkpoint(&model, dir)?;
-            log(serde_json::json!({
-                "steps": taken,
-                "planned_steps": planned,
-                "epsilon": trainer.engine().epsilon_spent()?,
-                "noise_multiplier": trainer.engine().noise_multiplier(),
-                "seconds": start.elapsed().as_secs_f64(),
-            }));
+            line["checkpoint"] = true.into();
+            line["epsilon"] = trainer.engine().epsilon_spent()?.into();
+            line["noise_multiplier"] = trainer.engine().noise_multiplier().into();
         }
+        log(line);
     }
+    let done = summary(
+        trainer.engine(),
+        training.delta,
+        prior_entries,
+        training.label,
+    )?;
     let (taken, planned) = trainer.engine().steps();
     if taken < planned {
         trainer.save_checkpoint(&model, dir)?;
-        return Ok(Progress::Paused { taken, planned });
+        return Ok((Progress::Paused { taken, planned }, done));
     }
-    Ok(Progress::Done(model))
+    Ok((Progress::Done(model), done))
 }

@@ -73,6 +73,18 @@ pub enum DistilDpError {
         /// The first difference.
         detail: String,
     },
+    /// A stage was asked to run before the stage whose output it needs.
+    #[error(
+        "`distil-dp {needed_by}` needs the output of the `{stage}` stage ({path} is missing or incomplete): run `distil-dp {stage}` or `distil-dp run` first"
+    )]
+    StageMissing {
+        /// The stage to run first.
+        stage: &'static str,
+        /// The stage that was asked for.
+        needed_by: &'static str,
+        /// Where its output should be.
+        path: PathBuf,
+    },
 }
 
 /// Maps an I/O error on `path` to [`DistilDpError::Io`].

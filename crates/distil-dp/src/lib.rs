@@ -20,6 +20,7 @@
 pub mod backend;
 pub mod blocks;
 pub mod config;
+pub mod curves;
 pub mod data;
 pub mod distill;
 pub mod dp_train;
@@ -28,8 +29,11 @@ mod error;
 pub mod eval;
 pub mod generation;
 pub mod histogram;
+pub mod pipeline;
 pub mod prepare;
+pub mod progress;
 pub mod records;
+pub mod report;
 pub mod run_dir;
 pub mod split;
 

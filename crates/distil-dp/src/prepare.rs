@@ -55,18 +55,23 @@ pub fn tokenizer(config: &PipelineConfig, dir: &RunDir) -> Result<Tokenizer, Dis
     let tokenizer = match &config.tokenizer.path {
         Some(path) => Tokenizer::from_file(path)?,
         None => {
-            let public: Vec<String> = if config.tokenizer.public_corpus.is_empty() {
-                embedded::public_texts(EMBEDDED_PUBLIC)
-            } else {
-                let mut texts = Vec::new();
-                for path in &config.tokenizer.public_corpus {
-                    texts.extend(crate::data::read_texts(path)?);
-                }
-                texts
-            };
+            let public = public_texts(config)?;
             TokenizerTrainer::new(config.tokenizer.vocab_size).train(public.iter())?
         }
     };
     write_atomic(&saved, tokenizer.to_json()?.as_bytes())?;
     Ok(tokenizer)
+}
+
+/// The public corpus: `tokenizer.public_corpus`'s files, else the embedded public part. It
+/// trains the tokenizer and the optional non-private pre-training (stage 0).
+pub fn public_texts(config: &PipelineConfig) -> Result<Vec<String>, DistilDpError> {
+    if config.tokenizer.public_corpus.is_empty() {
+        return Ok(embedded::public_texts(EMBEDDED_PUBLIC));
+    }
+    let mut texts = Vec::new();
+    for path in &config.tokenizer.public_corpus {
+        texts.extend(crate::data::read_texts(path)?);
+    }
+    Ok(texts)
 }

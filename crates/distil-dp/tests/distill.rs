@@ -36,13 +36,12 @@ fn an_interrupted_distillation_resumes_exactly() {
         n_head: 2,
         ..ModelConfig::default()
     };
-    let teacher = fresh_model::<B>(&small(32), tok.vocab_size(), tok.eos_id(), 32, &device)
+    let teacher = fresh_model::<B>(&small(32), tok.vocab_size(), tok.eos_id(), 32, 1, &device)
         .unwrap()
         .valid();
     let student =
-        fresh_model::<B>(&small(16), tok.vocab_size(), tok.eos_id(), 32, &device).unwrap();
-    let (ids, mask) = data.rows(&[0, 1]);
-    let _ = student.forward_lm(ids.clone(), Some(mask), false); // materialise before cloning
+        fresh_model::<B>(&small(16), tok.vocab_size(), tok.eos_id(), 32, 2, &device).unwrap();
+    let (ids, _) = data.rows(&[0, 1]);
     let mut lines = Vec::new();
     let mut log = |v: serde_json::Value| lines.push(v);
 
@@ -50,8 +49,9 @@ fn an_interrupted_distillation_resumes_exactly() {
         distill(
             &config.student,
             student,
-            &teacher,
+            Some(&teacher),
             &data,
+            None,
             9,
             &dir.model_dir(name),
             limit,
@@ -70,7 +70,8 @@ fn an_interrupted_distillation_resumes_exactly() {
     else {
         panic!("80 rows / 16 per step = 5 steps, paused after 2");
     };
-    let other = fresh_model::<B>(&small(16), tok.vocab_size(), tok.eos_id(), 32, &device).unwrap();
+    let other =
+        fresh_model::<B>(&small(16), tok.vocab_size(), tok.eos_id(), 32, 3, &device).unwrap();
     let Progress::Done(b) = run(other, "parts", None, &mut log) else {
         panic!("resumed");
     };
@@ -91,8 +92,9 @@ fn an_interrupted_distillation_resumes_exactly() {
         let e = distill(
             &config.student,
             a,
-            &teacher,
+            Some(&teacher),
             &empty,
+            None,
             9,
             &dir.model_dir("e"),
             None,

@@ -45,12 +45,11 @@ fn an_interrupted_run_resumes_exactly_and_accounts_every_step_once() {
         tok.vocab_size(),
         tok.eos_id(),
         32,
+        1,
         &device,
     )
     .unwrap();
-    // materialise every (lazily initialised) parameter before cloning
-    let (ids, mask) = data.rows(&[0]);
-    let _ = initial.forward_lm(ids.clone(), Some(mask), false);
+    let (ids, _) = data.rows(&[0]);
     let mut prior = PrivacyLedger::new();
     prior
         .record(
@@ -61,6 +60,7 @@ fn an_interrupted_run_resumes_exactly_and_accounts_every_step_once() {
         )
         .unwrap();
     let training = DpTraining {
+        label: "teacher",
         settings: &config.teacher,
         epsilon: 2.0,
         delta: 1e-3,
@@ -72,7 +72,7 @@ fn an_interrupted_run_resumes_exactly_and_accounts_every_step_once() {
     let mut log = |v: serde_json::Value| lines.push(v);
 
     let whole = dir.model_dir("whole");
-    let Progress::Done(a) = train(
+    let (Progress::Done(a), _) = train(
         &training,
         initial.clone(),
         &mut data,
@@ -95,7 +95,7 @@ fn an_interrupted_run_resumes_exactly_and_accounts_every_step_once() {
         &mut log,
     )
     .unwrap();
-    let Progress::Paused { taken: 3, planned } = paused else {
+    let (Progress::Paused { taken: 3, planned }, _) = paused else {
         panic!("paused after 3 steps: {paused:?}");
     };
     assert!(planned > 3, "{planned}");
@@ -105,10 +105,11 @@ fn an_interrupted_run_resumes_exactly_and_accounts_every_step_once() {
         tok.vocab_size(),
         tok.eos_id(),
         32,
+        2,
         &device,
     )
     .unwrap();
-    let Progress::Done(b) = train(
+    let (Progress::Done(b), summary) = train(
         &training,
         other,
         &mut data,
@@ -141,6 +142,14 @@ fn an_interrupted_run_resumes_exactly_and_accounts_every_step_once() {
     assert_eq!(last["steps"], planned);
     let eps = last["epsilon"].as_f64().unwrap();
     assert!(eps <= 2.0 && eps > 1.9, "{eps}");
+    assert_eq!((summary.steps, summary.planned_steps), (planned, planned));
+    assert_eq!(summary.epsilon, eps);
+    assert_eq!(
+        summary.ledger.entries().len(),
+        2,
+        "histogram + the merged steps"
+    );
+    assert!(summary.insecure);
     assert!(
         lines.iter().all(|l| !l.to_string().contains("Business")),
         "no data in logs"

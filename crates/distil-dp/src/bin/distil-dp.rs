@@ -1,9 +1,15 @@
 //! The `distil-dp` command line.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use distil_dp::DistilDpError;
+use distil_dp::config::PipelineConfig;
 use distil_dp::eval::{EvalArgs, evaluate};
+use distil_dp::pipeline::{Stage, run};
+use distil_dp::progress::{OutputMode, Reporter};
+use distil_dp::run_dir::RunDir;
 
 /// Differentially private knowledge distillation via synthetic text (DistilDP).
 #[derive(Debug, Parser)]
@@ -15,25 +21,96 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Every stage: teacher, generate, student, baselines, evaluate. Rerunning the same
+    /// command resumes a killed run.
+    Run(RunArgs),
+    /// Stage 1: the DP label histogram and the DP-SGD teacher.
+    Teacher(RunArgs),
+    /// Stage 2: the synthetic corpus from the DP teacher.
+    Generate(RunArgs),
+    /// Stage 3: the student distilled on the synthetic corpus.
+    Student(RunArgs),
+    /// The baselines: DP-SGD student, DPKD, hard-label student (as configured).
+    Baselines(RunArgs),
+    /// Stage 4: test perplexities, report.json, report.md, loss curves.
+    Evaluate(RunArgs),
     /// Perplexity of a checkpoint on a text file; prints one line of JSON.
     Eval(EvalArgs),
 }
 
+#[derive(Debug, Clone, Args)]
+struct RunArgs {
+    /// The run's TOML configuration [default: the built-in quickstart configuration].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override one field, `dotted.key=value` (repeatable), e.g. `--set privacy.epsilon=4`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Shorthand for `--set backend=NAME` (flex, ndarray; cuda with the `cuda` feature).
+    #[arg(long)]
+    backend: Option<String>,
+    /// Progress display: bars (stderr), quiet, or json (one event per line on stdout).
+    #[arg(long, value_enum, default_value_t = OutputMode::Bars)]
+    output: OutputMode,
+}
+
+fn pipeline(args: &RunArgs, stages: &[Stage]) -> Result<(), DistilDpError> {
+    let mut overrides = args.overrides.clone();
+    if let Some(b) = &args.backend {
+        overrides.push(format!("backend={b}"));
+    }
+    let config = match &args.config {
+        Some(path) => PipelineConfig::load(path, &overrides)?,
+        None => PipelineConfig::from_toml("", &overrides)?,
+    };
+    let dir = RunDir::open(&config)?;
+    let mut reporter = Reporter::new(args.output, &dir.metrics_path())?;
+    let report = run(&config, stages, &mut reporter)?;
+    match (report, args.output) {
+        (Some(r), OutputMode::Json) => {
+            println!("{}", serde_json::json!({ "stage": "report", "report": r }))
+        }
+        (Some(r), _) => println!(
+            "## Results\n\n{}\n## Privacy\n\n{}\nRun directory: {}",
+            r.results_table(),
+            r.privacy_markdown(),
+            dir.root().display()
+        ),
+        (None, OutputMode::Quiet) => {}
+        (None, _) => eprintln!(
+            "done: {} (run directory {})",
+            stages
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            dir.root().display()
+        ),
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Eval(args) => match evaluate(&args) {
-            Ok(report) => {
-                println!(
-                    "{}",
-                    serde_json::to_string(&report).expect("report serialises")
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(1)
-            }
-        },
+    let result = match &cli.command {
+        Command::Run(a) => pipeline(a, &Stage::ALL),
+        Command::Teacher(a) => pipeline(a, &[Stage::Teacher]),
+        Command::Generate(a) => pipeline(a, &[Stage::Generate]),
+        Command::Student(a) => pipeline(a, &[Stage::Student]),
+        Command::Baselines(a) => pipeline(a, &[Stage::Baselines]),
+        Command::Evaluate(a) => pipeline(a, &[Stage::Evaluate]),
+        Command::Eval(args) => evaluate(args).map(|report| {
+            println!(
+                "{}",
+                serde_json::to_string(&report).expect("report serialises")
+            );
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }

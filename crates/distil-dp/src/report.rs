@@ -1,0 +1,339 @@
+//! The run's report: test perplexities of every model and the privacy ledger of every DP
+//! release, as `report.json` (for programs) and `report.md` (for people and auditors).
+
+use dp_accounting::{DpEvent, PrivacyLedger};
+use serde::{Deserialize, Serialize};
+
+use crate::config::PipelineConfig;
+use crate::dp_train::DpSummary;
+use crate::error::DistilDpError;
+use crate::histogram::LabelRelease;
+use crate::records::Record;
+use crate::run_dir::{RunDir, write_atomic};
+use crate::split::Splits;
+
+/// The report format version.
+pub const REPORT_VERSION: u32 = 1;
+
+/// How a model was trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrainingKind {
+    /// DP-SGD on the private training split with control codes (stage 1).
+    DpTeacher,
+    /// Distilled on the synthetic corpus from the DP teacher (stage 3).
+    DistilDp,
+    /// DP-SGD directly on the private training split (baseline).
+    DpSgdStudent,
+    /// DP-SGD with the KD loss against a teacher DP-trained at ε/2 (baseline).
+    Dpkd,
+    /// Hard labels only on the synthetic corpus (baseline).
+    SyntheticHardLabels,
+}
+
+impl TrainingKind {
+    /// What the model was trained on, for the table.
+    pub fn trained_on(self) -> &'static str {
+        match self {
+            Self::DpTeacher => "private data, DP-SGD",
+            Self::DistilDp => "synthetic data, soft + hard labels",
+            Self::DpSgdStudent => "private data, DP-SGD",
+            Self::Dpkd => "private data, DP-SGD with KD loss",
+            Self::SyntheticHardLabels => "synthetic data, hard labels",
+        }
+    }
+}
+
+/// One row of the results table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelResult {
+    /// Display name.
+    pub name: String,
+    /// How it was trained.
+    pub kind: TrainingKind,
+    /// `L layers x W wide`.
+    pub architecture: String,
+    /// Parameter count.
+    pub parameters: usize,
+    /// Test perplexity (no control codes).
+    pub perplexity: f64,
+    /// Mean NLL per predicted token (nats).
+    pub mean_nll: f64,
+    /// Predicted test tokens.
+    pub tokens: usize,
+    /// Its own DP training, for the DP-trained models.
+    pub dp: Option<DpSummary>,
+}
+
+/// Record counts of the splits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordCounts {
+    /// Training records (the private data the DP releases are about).
+    pub train: usize,
+    /// Validation records (not used by the pipeline).
+    pub validation: usize,
+    /// Test records (evaluation).
+    pub test: usize,
+}
+
+/// One DP release the report accounts for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    /// What was released: `DistilDP` (the label histogram and the teacher; the corpus and
+    /// the students trained on it are post-processing), or a DP-trained baseline.
+    pub name: String,
+    /// ε at the run's δ of its whole ledger.
+    pub epsilon: f64,
+    /// Its ledger: every mechanism it ran.
+    pub ledger: PrivacyLedger,
+}
+
+/// The privacy part of the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrivacyReport {
+    /// The configured total ε of each release.
+    pub target_epsilon: f64,
+    /// δ.
+    pub delta: f64,
+    /// The accountant (`pld`, `prv`, `rdp`).
+    pub accountant: dp_accounting::AccountantKind,
+    /// The DistilDP release (label histogram + teacher), then each DP-trained baseline.
+    pub releases: Vec<Release>,
+    /// ε if every release above were published together (their composition).
+    pub all_releases_epsilon: f64,
+    /// The label stage: codes, samples, allocation.
+    pub label_release: LabelRelease,
+    /// The noise came from a caller-seeded stream: NO privacy guarantee.
+    pub insecure_noise: bool,
+    /// What the guarantee covers and what it does not.
+    pub notes: Vec<String>,
+}
+
+/// Everything `report.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Format version.
+    pub version: u32,
+    /// Data source (`embedded corpus` or the path).
+    pub data: String,
+    /// Split sizes.
+    pub records: RecordCounts,
+    /// Public seed of the run.
+    pub seed: u64,
+    /// Test perplexities.
+    pub results: Vec<ModelResult>,
+    /// The ledger.
+    pub privacy: PrivacyReport,
+}
+
+impl Report {
+    /// Assembles the report of a finished run.
+    pub fn new(
+        config: &PipelineConfig,
+        splits: &Splits<Record>,
+        delta: f64,
+        release: &LabelRelease,
+        results: Vec<ModelResult>,
+        _dir: &RunDir,
+    ) -> Result<Self, DistilDpError> {
+        let accountant = config.privacy.accountant.build();
+        let mut releases = Vec::new();
+        let mut insecure = false;
+        for r in &results {
+            let Some(dp) = &r.dp else { continue };
+            insecure |= dp.insecure;
+            let name = match r.kind {
+                TrainingKind::DpTeacher => "DistilDP".to_string(),
+                TrainingKind::Dpkd => "DPKD baseline".to_string(),
+                _ => format!("{} baseline", r.name),
+            };
+            releases.push(Release {
+                name,
+                epsilon: dp.epsilon,
+                ledger: dp.ledger.clone(),
+            });
+        }
+        let mut all = PrivacyLedger::new();
+        for (i, r) in releases.iter().enumerate() {
+            for e in r.ledger.entries() {
+                all.record(&format!("release-{i}-{}", e.label), e.event.clone())
+                    .map_err(|e| DistilDpError::Config {
+                        message: format!("ledger: {e}"),
+                    })?;
+            }
+        }
+        let all_releases_epsilon = if all.entries().is_empty() {
+            0.0
+        } else {
+            all.epsilon(&accountant, delta)
+                .map_err(|e| DistilDpError::Config {
+                    message: format!("ledger: {e}"),
+                })?
+                .upper
+        };
+        let mut notes = vec![
+            "Guarantee: each release is (ε, δ)-DP with respect to adding or removing one training record, ε from the accountant's upper bound on the composition of its ledger.".to_string(),
+            "The DistilDP release is the label histogram and the teacher; the synthetic corpus, the DistilDP student and the hard-label student are post-processing of it and spend no further budget. The DPKD baseline's teacher (target ε/2) and student are composed in one ledger at the run's ε.".to_string(),
+            "The tokenizer was trained on public text only.".to_string(),
+            "The test perplexities are computed on private test records and reported without noise: they are outside the guarantee (as in the paper). The validation split is not used.".to_string(),
+            "Training losses of the DP trainings are not logged (they are computed on private records); the loss curves show the non-private trainings only.".to_string(),
+        ];
+        if release.codes_from_private_data {
+            notes.push("DISCLOSURE: the control codes are the label combinations present in the private training data (no public label domain was configured, data.label_values): which combinations occur is revealed outside the DP guarantee.".to_string());
+        }
+        if insecure {
+            notes.push("INSECURE: the DP noise came from a caller-seeded stream (insecure_noise_seed): anyone who knows the seed can remove it. This run has NO differential-privacy guarantee.".to_string());
+        }
+        Ok(Self {
+            version: REPORT_VERSION,
+            data: config.data.path.as_ref().map_or_else(
+                || "embedded corpus".to_string(),
+                |p| p.display().to_string(),
+            ),
+            records: RecordCounts {
+                train: splits.train.len(),
+                validation: splits.validation.len(),
+                test: splits.test.len(),
+            },
+            seed: config.seed,
+            results,
+            privacy: PrivacyReport {
+                target_epsilon: config.privacy.epsilon,
+                delta,
+                accountant: config.privacy.accountant,
+                releases,
+                all_releases_epsilon,
+                label_release: release.clone(),
+                insecure_noise: insecure,
+                notes,
+            },
+        })
+    }
+
+    /// Writes `report.json`, `report.md` and `loss-curves.svg` (atomically).
+    pub fn write(&self, dir: &RunDir) -> Result<(), DistilDpError> {
+        let json = serde_json::to_string_pretty(self).expect("a report serialises");
+        write_atomic(&dir.root().join("report.json"), json.as_bytes())?;
+        write_atomic(&dir.root().join("report.md"), self.markdown().as_bytes())?;
+        let svg = crate::curves::loss_curves_svg(&dir.metrics_path())?;
+        write_atomic(&dir.root().join("loss-curves.svg"), svg.as_bytes())
+    }
+
+    /// The results table (markdown).
+    pub fn results_table(&self) -> String {
+        let mut s = String::from(
+            "| model | trained on | architecture | parameters | ε | test perplexity |\n|---|---|---|---:|---:|---:|\n",
+        );
+        let distil_eps = self
+            .results
+            .iter()
+            .find(|r| r.kind == TrainingKind::DpTeacher)
+            .and_then(|r| r.dp.as_ref())
+            .map(|d| d.epsilon);
+        for r in &self.results {
+            let eps = r.dp.as_ref().map(|d| d.epsilon).or(distil_eps);
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {:.2} |\n",
+                r.name,
+                r.kind.trained_on(),
+                r.architecture,
+                r.parameters,
+                eps.map_or("-".to_string(), |e| format!("{e:.3}")),
+                r.perplexity
+            ));
+        }
+        s
+    }
+
+    /// The privacy report (markdown).
+    pub fn privacy_markdown(&self) -> String {
+        let p = &self.privacy;
+        let mut s = format!(
+            "Target ε = {} per release, δ = {:.3e}, accountant `{}`.\n\n",
+            p.target_epsilon,
+            p.delta,
+            serde_json::to_value(p.accountant)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        );
+        s.push_str("| release | mechanism | q | σ | steps | ε |\n|---|---|---:|---:|---:|---:|\n");
+        for r in &p.releases {
+            for e in r.ledger.entries() {
+                let (mechanism, q, sigma, steps) = describe(&e.event);
+                s.push_str(&format!(
+                    "| {} / {} | {mechanism} | {q} | {sigma} | {steps} | |\n",
+                    r.name, e.label
+                ));
+            }
+            s.push_str(&format!(
+                "| **{}** | composition | | | | **{:.4}** |\n",
+                r.name, r.epsilon
+            ));
+        }
+        s.push_str(&format!(
+            "\nAll releases together (if every model above were published): ε = {:.4}.\n\n",
+            p.all_releases_epsilon
+        ));
+        let l = &p.label_release;
+        s.push_str(&format!(
+            "Label stage: {} control codes, {} synthetic samples allocated ({}).\n\n",
+            l.codes.len(),
+            l.samples.iter().sum::<usize>(),
+            match &l.allocation {
+                synth_gen::SampleAllocation::DpHistogram { noise_multiplier } =>
+                    format!("DP histogram of the private label counts, σ = {noise_multiplier}"),
+                other => format!("{other:?}, no private data read"),
+            }
+        ));
+        for n in &p.notes {
+            s.push_str(&format!("- {n}\n"));
+        }
+        s
+    }
+
+    /// The whole `report.md`.
+    pub fn markdown(&self) -> String {
+        format!(
+            "# DistilDP run report\n\nData: {} ({} train / {} validation / {} test records), seed {}.\n\n## Results\n\nPerplexity on the test split, texts without control codes (lower is better).\n\n{}\n## Privacy\n\n{}\nLoss curves: `loss-curves.svg`; metrics: `metrics.jsonl`; configuration: `config.toml`.\n",
+            self.data,
+            self.records.train,
+            self.records.validation,
+            self.records.test,
+            self.seed,
+            self.results_table(),
+            self.privacy_markdown()
+        )
+    }
+}
+
+/// (mechanism, q, σ, steps) of a ledger event, as table cells.
+fn describe(event: &DpEvent) -> (String, String, String, String) {
+    match event {
+        DpEvent::Gaussian { noise_multiplier } => (
+            "Gaussian".into(),
+            "1".into(),
+            format!("{noise_multiplier:.4}"),
+            "1".into(),
+        ),
+        DpEvent::PoissonSampledGaussian {
+            sample_rate,
+            noise_multiplier,
+        } => (
+            "Poisson-sampled Gaussian (DP-SGD)".into(),
+            format!("{sample_rate:.5}"),
+            format!("{noise_multiplier:.4}"),
+            "1".into(),
+        ),
+        DpEvent::SelfComposed { event, count } => {
+            let (m, q, s, _) = describe(event);
+            (m, q, s, count.to_string())
+        }
+        DpEvent::Composed { events } => (
+            format!("composition of {} events", events.len()),
+            String::new(),
+            String::new(),
+            String::new(),
+        ),
+    }
+}
