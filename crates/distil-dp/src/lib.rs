@@ -1,10 +1,38 @@
-//! The DistilDP pipeline's orchestration layer: data files, backends and the `distil-dp`
-//! command line. Each stage calls the crate that owns the work; this crate only wires them.
+//! The DistilDP pipeline (Flemings & Annavaram 2024): from private labelled text and a
+//! privacy budget to a small student model, its test perplexity next to the baselines', and
+//! a privacy report. Each stage calls the crate that owns the work; this crate wires them:
 //!
-//! Today it evaluates checkpoints ([`eval::evaluate`], `distil-dp eval`), reads labelled
-//! private records ([`records`]: JSONL, CSV, text, Debian `fortunes`), splits them with a
-//! fixed seed ([`split`]) and parses the pipeline's TOML configuration ([`config`]); the
-//! pipeline's stages (issue 6) are being wired on these.
+//! 1. [`histogram`] + [`dp_train`]: a DP histogram of the private label counts (how many
+//!    synthetic samples each control code gets) and the teacher's DP-SGD on
+//!    `control code + text`, in one ledger at the run's (ε, δ);
+//! 2. [`generation`]: the synthetic corpus sampled from the DP teacher (post-processing);
+//! 3. [`distill`]: the student trained on the synthetic corpus with the teacher's soft labels
+//!    (post-processing);
+//! 4. [`pipeline`]: the baselines (DP-SGD student, DPKD, hard-label student), the test
+//!    perplexities, and [`report`] (`report.json`, `report.md`, [`curves`]).
+//!
+//! [`pipeline::run`] runs any of the stages on the configured backend; every stage resumes
+//! from its checkpoints in the run directory ([`run_dir`]), so a killed run continues with no
+//! DP step repeated or lost. [`config::PipelineConfig`] is the run's TOML file (its default
+//! is the quickstart: the [`embedded`] corpus, tiny models, ε = 2).
+//!
+//! ```no_run
+//! use distil_dp::config::PipelineConfig;
+//! use distil_dp::pipeline::{Stage, run};
+//! use distil_dp::progress::{OutputMode, Reporter};
+//!
+//! let config = PipelineConfig::from_toml(
+//!     "output_dir = \"runs/example\"\n[privacy]\nepsilon = 4.0\n",
+//!     &["student.epochs=2".to_string()],
+//! )?;
+//! let mut reporter = Reporter::detached(OutputMode::Quiet);
+//! let report = run(&config, &Stage::ALL, &mut reporter)?.expect("evaluation ran");
+//! println!("{}", report.results_table());
+//! assert!(report.privacy.releases.iter().all(|r| r.epsilon <= 4.0));
+//! # Ok::<(), distil_dp::DistilDpError>(())
+//! ```
+//!
+//! Reading data files does not need the pipeline:
 //!
 //! ```
 //! use distil_dp::data::{DataFormat, read_texts};

@@ -651,6 +651,15 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         } else {
             return Err(self.missing(stage, dir));
         };
+        if let Some(t) = teacher
+            && t.config.vocab_size != initial.config.vocab_size
+        {
+            return Err(causal_lm::CausalLmError::Mismatch(format!(
+                "the teacher's vocabulary has {} tokens, the student's {}: distillation compares their distributions token by token, so both must use the same tokenizer",
+                t.config.vocab_size, initial.config.vocab_size
+            ))
+            .into());
+        }
         let rep = &mut *self.rep;
         let progress = distill(
             &self.config.student,

@@ -66,8 +66,12 @@ fn read_report(dir: &Path) -> Report {
 #[test]
 fn the_whole_pipeline_runs_and_its_report_accounts_for_every_release() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = tiny(&tmp.path().join("run"));
-    let mut reporter = Reporter::new(OutputMode::Quiet, &tmp.path().join("metrics.jsonl")).unwrap();
+    let mut config = tiny(&tmp.path().join("run"));
+    config.teacher.model.pretrain_steps = 3; // stage 0 on the public corpus
+    let metrics = distil_dp::run_dir::RunDir::open(&config)
+        .unwrap()
+        .metrics_path();
+    let mut reporter = Reporter::new(OutputMode::Quiet, &metrics).unwrap();
     let report = run(&config, &Stage::ALL, &mut reporter)
         .unwrap()
         .expect("evaluation ran");
@@ -83,8 +87,14 @@ fn the_whole_pipeline_runs_and_its_report_accounts_for_every_release() {
         "models/student/model.json",
         "models/student/tokenizer.json",
         "models/teacher/model.bpk",
+        "pretrain-teacher/distill.json",
     ] {
-        assert!(root.join(file).is_file(), "{file} missing");
+        assert!(
+            root.join(file).is_file(),
+            "{file} missing: {:?}",
+            std::fs::read_dir(root.join(file).parent().unwrap())
+                .map(|d| d.map(|e| e.unwrap().file_name()).collect::<Vec<_>>())
+        );
     }
     assert_eq!(
         std::fs::read_to_string(root.join("report.json")).unwrap(),
@@ -169,9 +179,34 @@ fn the_whole_pipeline_runs_and_its_report_accounts_for_every_release() {
         "{md}"
     );
 
+    let svg = std::fs::read_to_string(root.join("loss-curves.svg")).unwrap();
+    assert!(svg.contains(">pretrain-teacher<") && svg.contains(">student<"));
+
+    // a checkpoint as the starting teacher (with its tokenizer); a larger tokenizer is refused
+    let models = root.join("models");
+    let mut from_checkpoint = tiny(&tmp.path().join("from-checkpoint"));
+    from_checkpoint.teacher.model.checkpoint = Some(models.join("student"));
+    from_checkpoint.tokenizer.path = Some(models.join("student/tokenizer.json"));
+    let mut quiet = Reporter::detached(OutputMode::Quiet);
+    assert!(
+        run(&from_checkpoint, &[Stage::Teacher], &mut quiet)
+            .unwrap()
+            .is_none()
+    );
+    let mut too_big = tiny(&tmp.path().join("too-big"));
+    too_big.teacher.model.checkpoint = Some(models.join("student"));
+    too_big.tokenizer.vocab_size = 600;
+    let err = run(&too_big, &[Stage::Teacher], &mut quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tokenizer has") && err.contains("tokenizer.path"),
+        "{err}"
+    );
+
     // no private text in what the run logs
     let splits = distil_dp::prepare::load_splits(&config).unwrap();
-    let metrics = std::fs::read_to_string(tmp.path().join("metrics.jsonl")).unwrap();
+    let metrics = std::fs::read_to_string(metrics).unwrap();
     let report_text = std::fs::read_to_string(root.join("report.json")).unwrap();
     for r in splits.train.iter().chain(&splits.test).take(100) {
         assert!(!metrics.contains(&r.text) && !report_text.contains(&r.text));
