@@ -44,11 +44,12 @@ fn quickstart(overrides: &[String]) -> Result<(), distil_dp::DistilDpError> {
     let started = std::time::Instant::now();
     let report = run(&config, &Stage::ALL, &mut reporter)?.expect("every stage ran");
     println!(
-        "\n## Results ({} training records, ε = {}, δ = {:.2e})\n\n{}\n## Privacy report\n\n{}",
+        "\n## Results ({} training records, ε = {}, δ = {:.2e})\n\n{}{}\n## Privacy report\n\n{}",
         report.records.train,
         config.privacy.epsilon,
         report.privacy.delta,
         report.results_table(),
+        report.codes_note(),
         report.privacy_markdown()
     );
     println!(

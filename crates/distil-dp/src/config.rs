@@ -266,7 +266,8 @@ impl Default for GenerationStageConfig {
 pub struct StudentConfig {
     /// The student (default 2 layers × 64).
     pub model: ModelConfig,
-    /// The loss: λ·KL + (1−λ)·CE + α·MSE (default λ = 0.4, τ = 1, α = 0).
+    /// The loss: λ·KL + (1−λ)·CE + α·MSE (default λ = 0.4, τ = 1, α = 0). The MSE pulls the
+    /// student's last hidden state towards the teacher's and needs equal widths (`n_embd`).
     pub loss: DistillConfig,
     /// Passes over the synthetic corpus (default 4).
     pub epochs: f64,
@@ -472,6 +473,17 @@ impl PipelineConfig {
                 "student.loss.alpha",
                 s.loss.alpha,
                 "a finite number >= 0",
+            ));
+        }
+        if s.loss.alpha > 0.0
+            && self.teacher.model.checkpoint.is_none()
+            && self.student.model.checkpoint.is_none()
+            && self.teacher.model.n_embd != self.student.model.n_embd
+        {
+            return Err(bad(
+                "student.loss.alpha",
+                s.loss.alpha,
+                "0 unless student.model.n_embd equals teacher.model.n_embd (the hidden-state MSE compares the last hidden states directly)",
             ));
         }
         if crate::backend::BackendKind::parse(&self.backend).is_none() {

@@ -13,7 +13,7 @@ use burn::tensor::backend::AutodiffBackend;
 use causal_lm::Gpt2;
 use dp_optim::OptimizerConfig;
 use dp_optim::atomic_dir::{readable_dir, replace_dir};
-use kd_losses::distillation_loss;
+use kd_losses::{HiddenStates, LayerMap, distillation_loss};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -105,6 +105,25 @@ pub fn distill<B: AutodiffBackend>(
         lambda: 0.0,
         ..settings.loss.clone()
     };
+    // hidden-state MSE (α > 0): the last hidden states, which needs equal widths (the
+    // pipeline trains no projection)
+    let layer_map = LayerMap::last_only(
+        student.config.n_layer,
+        teacher.map_or(0, |t| t.config.n_layer),
+    );
+    if let Some(t) = teacher
+        && settings.loss.alpha > 0.0
+        && t.config.n_embd != student.config.n_embd
+    {
+        return Err(DistilDpError::InvalidArgument {
+            field: "student.loss.alpha",
+            value: format!(
+                "{} with a {}-wide student and a {}-wide teacher",
+                settings.loss.alpha, student.config.n_embd, t.config.n_embd
+            ),
+            expected: "0 unless the student's n_embd equals the teacher's (the hidden-state MSE compares the last hidden states directly)",
+        });
+    }
     let loss_config = if teacher.is_some() {
         &settings.loss
     } else {
@@ -190,14 +209,20 @@ pub fn distill<B: AutodiffBackend>(
         // burn 0.21's autodiff can lose a gradient when another thread runs a backward
         // concurrently (see dp_optim::autodiff_guard)
         let serial = dp_optim::autodiff_guard();
-        let output = student.forward_full(ids.clone(), Some(mask.clone()), false);
-        let teacher_logits = match teacher {
-            Some(t) => Tensor::from_inner(
-                t.forward_full(ids.clone().inner(), Some(mask.clone().inner()), false)
-                    .logits,
-            ),
+        let hidden = teacher.is_some() && loss_config.alpha > 0.0;
+        let output = student.forward_full(ids.clone(), Some(mask.clone()), hidden);
+        let (teacher_logits, teacher_hidden) = match teacher {
+            Some(t) => {
+                let out = t.forward_full(ids.clone().inner(), Some(mask.clone().inner()), hidden);
+                let states: Vec<Tensor<B, 3>> = out
+                    .hidden_states
+                    .into_iter()
+                    .map(Tensor::from_inner)
+                    .collect();
+                (Tensor::from_inner(out.logits), states)
+            }
             // λ = 0: the divergence is weighted 0; any logits of the right shape do
-            None => output.logits.clone().detach(),
+            None => (output.logits.clone().detach(), Vec::new()),
         };
         let terms = distillation_loss(
             loss_config,
@@ -205,7 +230,12 @@ pub fn distill<B: AutodiffBackend>(
             teacher_logits,
             ids,
             Some(mask),
-            None,
+            hidden.then(|| HiddenStates {
+                student: &output.hidden_states,
+                teacher: &teacher_hidden,
+                map: &layer_map,
+                projection: None,
+            }),
         )?;
         let loss = terms.loss();
         let value = loss.clone().into_scalar();

@@ -276,8 +276,10 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         let teacher = teacher.expect("loaded for evaluation");
         let student = student.expect("loaded for evaluation");
         let release = self.label_release(false)?;
+        let mut teacher_result = self.evaluate("DP teacher", TrainingKind::DpTeacher, &teacher)?;
+        teacher_result.perplexity_with_codes = Some(self.perplexity_with_codes(&teacher.model)?);
         let mut results = vec![
-            self.evaluate("DP teacher", TrainingKind::DpTeacher, &teacher)?,
+            teacher_result,
             self.evaluate("DistilDP student", TrainingKind::DistilDp, &student)?,
         ];
         for (name, (kind, trained)) in baselines {
@@ -801,6 +803,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             perplexity: r.perplexity,
             mean_nll: r.mean_nll,
             tokens: r.tokens,
+            perplexity_with_codes: None,
             dp: trained.dp.clone(),
         };
         self.rep.event(
@@ -812,6 +815,27 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             }),
         );
         Ok(result)
+    }
+
+    /// The teacher's test perplexity on `control code + text` (how it was trained).
+    fn perplexity_with_codes(&self, teacher: &Gpt2<B>) -> Result<f64, DistilDpError> {
+        let format = ControlCodeFormat::default();
+        let texts: Vec<String> = self
+            .splits
+            .test
+            .iter()
+            .map(|r| format!("{}{}", format.prompt(&r.labels), r.text))
+            .collect();
+        let model = teacher.valid();
+        let r = perplexity(
+            &model,
+            &self.tok,
+            &texts,
+            self.config.teacher.block_size,
+            EVAL_BATCH,
+            &self.device,
+        )?;
+        Ok(r.perplexity)
     }
 
     /// Saves a final model as a native checkpoint with the run's tokenizer, ready for

@@ -61,6 +61,9 @@ pub struct ModelResult {
     pub mean_nll: f64,
     /// Predicted test tokens.
     pub tokens: usize,
+    /// The teacher only: test perplexity with each text preceded by its control code (as
+    /// the teacher was trained); the code's own tokens are scored too.
+    pub perplexity_with_codes: Option<f64>,
     /// Its own DP training, for the DP-trained models.
     pub dp: Option<DpSummary>,
 }
@@ -245,6 +248,19 @@ impl Report {
         s
     }
 
+    /// The teacher's perplexity with control codes, as a sentence (empty if not measured).
+    pub fn codes_note(&self) -> String {
+        self.results
+            .iter()
+            .find_map(|r| r.perplexity_with_codes.map(|p| (r, p)))
+            .map_or_else(String::new, |(r, p)| {
+                format!(
+                    "\n{} on the test texts preceded by their control codes, as it was trained: {p:.2}.\n",
+                    r.name
+                )
+            })
+    }
+
     /// The privacy report (markdown).
     pub fn privacy_markdown(&self) -> String {
         let p = &self.privacy;
@@ -295,13 +311,14 @@ impl Report {
     /// The whole `report.md`.
     pub fn markdown(&self) -> String {
         format!(
-            "# DistilDP run report\n\nData: {} ({} train / {} validation / {} test records), seed {}.\n\n## Results\n\nPerplexity on the test split, texts without control codes (lower is better).\n\n{}\n## Privacy\n\n{}\nLoss curves: `loss-curves.svg`; metrics: `metrics.jsonl`; configuration: `config.toml`.\n",
+            "# DistilDP run report\n\nData: {} ({} train / {} validation / {} test records), seed {}.\n\n## Results\n\nPerplexity on the test split, texts without control codes (lower is better).\n\n{}{}\n## Privacy\n\n{}\nLoss curves: `loss-curves.svg`; metrics: `metrics.jsonl`; configuration: `config.toml`.\n",
             self.data,
             self.records.train,
             self.records.validation,
             self.records.test,
             self.seed,
             self.results_table(),
+            self.codes_note(),
             self.privacy_markdown()
         )
     }

@@ -55,6 +55,15 @@ fn fields_and_overrides_apply() {
 
 #[test]
 fn mistakes_are_named() {
+    // equal widths make the hidden-state MSE valid
+    PipelineConfig::from_toml(
+        "",
+        &[
+            "student.loss.alpha=0.5".into(),
+            "student.model.n_embd=128".into(),
+        ],
+    )
+    .unwrap();
     let unknown = err("[teacher]\nepoch = 3\n", &[]);
     assert!(unknown.contains("epoch"), "{unknown}");
     let wrong_type = err("[privacy]\nepsilon = \"two\"\n", &[]);
@@ -81,6 +90,8 @@ fn mistakes_are_named() {
         ("", &["teacher..epochs=1"][..], "empty parts"),
         ("", &["seed=1", "seed.x=1"][..], "parents are tables"),
         ("", &["seed.x=1"][..], "seed"),
+        ("", &["checkpoint_every=0"][..], "checkpoint_every"),
+        ("", &["student.loss.alpha=0.5"][..], "student.loss.alpha"),
     ] {
         let e = err(text, overrides);
         assert!(e.contains(want), "{overrides:?}: {e}");

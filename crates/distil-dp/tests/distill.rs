@@ -87,6 +87,51 @@ fn an_interrupted_distillation_resumes_exactly() {
             .all(|l| l["loss"].as_f64().unwrap().is_finite())
     );
 
+    // α > 0: the last hidden states are pulled together (equal widths), else refused
+    let mut with_mse = config.student.clone();
+    with_mse.loss.alpha = 1.0;
+    with_mse.epochs = 0.2;
+    let mut mse_lines = Vec::new();
+    let same_width =
+        fresh_model::<B>(&small(32), tok.vocab_size(), tok.eos_id(), 32, 4, &device).unwrap();
+    let mut plain = with_mse.clone();
+    plain.loss.alpha = 0.0;
+    for (settings, name) in [(&with_mse, "mse"), (&plain, "plain")] {
+        distill(
+            settings,
+            same_width.clone(),
+            Some(&teacher),
+            &data,
+            None,
+            9,
+            &dir.model_dir(name),
+            None,
+            2,
+            &mut |l| mse_lines.push(l["loss"].as_f64().unwrap()),
+        )
+        .unwrap();
+    }
+    // same start, same batch: the first step's loss differs by the (positive) MSE term
+    let n = mse_lines.len() / 2;
+    assert!(mse_lines[0] > mse_lines[n] + 1e-6, "{mse_lines:?}");
+    let narrow =
+        fresh_model::<B>(&small(16), tok.vocab_size(), tok.eos_id(), 32, 5, &device).unwrap();
+    let err = distill(
+        &with_mse,
+        narrow,
+        Some(&teacher),
+        &data,
+        None,
+        9,
+        &dir.model_dir("narrow"),
+        None,
+        2,
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("student.loss.alpha"), "{err}");
+
     let empty = TokenBlocks::<B>::new(&tok, &Vec::<String>::new(), 32, &device);
     if let Ok(empty) = empty {
         let e = distill(

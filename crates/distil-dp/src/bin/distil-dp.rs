@@ -71,8 +71,9 @@ fn pipeline(args: &RunArgs, stages: &[Stage]) -> Result<(), DistilDpError> {
             println!("{}", serde_json::json!({ "stage": "report", "report": r }))
         }
         (Some(r), _) => println!(
-            "## Results\n\n{}\n## Privacy\n\n{}\nRun directory: {}",
+            "## Results\n\n{}{}\n## Privacy\n\n{}\nRun directory: {}",
             r.results_table(),
+            r.codes_note(),
             r.privacy_markdown(),
             dir.root().display()
         ),
