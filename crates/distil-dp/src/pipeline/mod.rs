@@ -16,15 +16,15 @@
 use std::path::PathBuf;
 
 use burn::backend::Autodiff;
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use causal_lm::{Gpt2, Tokenizer, perplexity};
+use causal_lm::{Gpt2, Tokenizer};
 use dp_accounting::PrivacyLedger;
 use dp_optim::DpRng;
 use synth_gen::{ControlCodeFormat, JsonlSink};
 
 use crate::backend::{BackendKind, BackendTask, dispatch};
-use crate::blocks::{KdBlocks, TokenBlocks};
+use crate::blocks::TokenBlocks;
 use crate::config::{ModelConfig, PipelineConfig, StudentConfig};
 use crate::distill::distill;
 use crate::dp_train::{DpSummary, DpTraining, Progress, fresh_model, train};
@@ -33,9 +33,12 @@ use crate::histogram::{LabelRelease, release_or_load};
 use crate::prepare::{load_splits, tokenizer};
 use crate::progress::Reporter;
 use crate::records::Record;
-use crate::report::{ModelResult, Report, TrainingKind};
+use crate::report::{Report, TrainingKind};
 use crate::run_dir::RunDir;
 use crate::split::Splits;
+
+mod baselines;
+mod evaluation;
 
 /// The stages, in the order `run` takes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -96,8 +99,6 @@ pub mod dirs {
     pub const MODELS: &str = "models";
 }
 
-/// Sequences per forward pass when scoring.
-const EVAL_BATCH: usize = 16;
 /// Pre-training batch size (stage 0).
 const PRETRAIN_BATCH: usize = 32;
 
@@ -679,171 +680,6 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             Progress::Done(model) => Ok(Trained { model, dp: None }),
             Progress::Paused { .. } => Err(self.missing(stage, dir)),
         }
-    }
-
-    /// Baseline: the student architecture trained directly with DP-SGD on the private
-    /// training texts at the run's ε.
-    fn dp_sgd_student(&mut self) -> Result<(TrainingKind, Trained<B>), DistilDpError> {
-        let may_train = self.runs(Stage::Baselines);
-        let dir = self.dir.model_dir(dirs::DP_SGD_STUDENT);
-        if !may_train && !dp_optim::checkpoint_exists(&dir) {
-            return Err(self.missing(Stage::Baselines, dir));
-        }
-        let mut data = self.private_blocks(None)?;
-        let initial = self.start(Role::Student, may_train)?;
-        let epsilon = self.config.privacy.epsilon;
-        let trained = self.dp_train(
-            "dp-sgd-student",
-            dirs::DP_SGD_STUDENT,
-            initial,
-            &mut data,
-            epsilon,
-            PrivacyLedger::new(),
-            may_train,
-            Stage::Baselines,
-            3,
-        )?;
-        Ok((TrainingKind::DpSgdStudent, trained))
-    }
-
-    /// Baseline DPKD: a teacher DP-trained at ε/2 on the private texts, then the student
-    /// DP-trained with the KD loss against it; σ of the student is calibrated so that both
-    /// together spend the run's ε (composed by the accountant: tighter than ε/2 + ε/2).
-    fn dpkd(&mut self) -> Result<(TrainingKind, Trained<B>), DistilDpError> {
-        let may_train = self.runs(Stage::Baselines);
-        for d in [dirs::DPKD_TEACHER, dirs::DPKD_STUDENT] {
-            let dir = self.dir.model_dir(d);
-            if !may_train && !dp_optim::checkpoint_exists(&dir) {
-                return Err(self.missing(Stage::Baselines, dir));
-            }
-        }
-        let mut data = self.private_blocks(None)?;
-        let initial = self.start(Role::Teacher, may_train)?;
-        let half = self.config.privacy.epsilon / 2.0;
-        let teacher = self.dp_train(
-            "dpkd-teacher",
-            dirs::DPKD_TEACHER,
-            initial,
-            &mut data,
-            half,
-            PrivacyLedger::new(),
-            may_train,
-            Stage::Baselines,
-            4,
-        )?;
-        let prior = teacher.dp.as_ref().expect("DP-trained").ledger.clone();
-        let inner = teacher.model.valid();
-        let mut kd = KdBlocks {
-            blocks: data,
-            teacher: &inner,
-            loss: kd_losses::DistillConfig {
-                alpha: 0.0,
-                ..self.config.student.loss.clone()
-            },
-        };
-        let initial = self.start(Role::Student, may_train)?;
-        let epsilon = self.config.privacy.epsilon;
-        let student = self.dp_train(
-            "dpkd-student",
-            dirs::DPKD_STUDENT,
-            initial,
-            &mut kd,
-            epsilon,
-            prior,
-            may_train,
-            Stage::Baselines,
-            5,
-        )?;
-        Ok((TrainingKind::Dpkd, student))
-    }
-
-    /// Baseline: the student on the synthetic corpus with hard labels only (λ = 0).
-    fn hard_labels(
-        &mut self,
-        corpus: &[String],
-    ) -> Result<(TrainingKind, Trained<B>), DistilDpError> {
-        let may = self.runs(Stage::Baselines);
-        let dir = self.dir.model_dir(dirs::HARD_LABELS);
-        if !may && !crate::distill::checkpoint_exists(&dir) {
-            return Err(self.missing(Stage::Baselines, dir));
-        }
-        let trained = self.distilled(
-            dirs::HARD_LABELS,
-            "hard-labels",
-            None,
-            corpus,
-            Stage::Baselines,
-        )?;
-        Ok((TrainingKind::SyntheticHardLabels, trained))
-    }
-
-    /// Stage 4 for one model: perplexity on the private test split, without control codes.
-    fn evaluate(
-        &mut self,
-        name: &str,
-        kind: TrainingKind,
-        trained: &Trained<B>,
-    ) -> Result<ModelResult, DistilDpError> {
-        let texts: Vec<&str> = self.splits.test.iter().map(|r| r.text.as_str()).collect();
-        let model = trained.model.valid();
-        let r = perplexity(
-            &model,
-            &self.tok,
-            &texts,
-            self.config.teacher.block_size,
-            EVAL_BATCH,
-            &self.device,
-        )?;
-        let c = &model.config;
-        let result = ModelResult {
-            name: name.to_string(),
-            kind,
-            architecture: format!("{} layers x {} wide", c.n_layer, c.n_embd),
-            parameters: trained.model.num_params(),
-            perplexity: r.perplexity,
-            mean_nll: r.mean_nll,
-            tokens: r.tokens,
-            perplexity_with_codes: None,
-            dp: trained.dp.clone(),
-        };
-        self.rep.event(
-            "evaluate",
-            serde_json::json!({
-                "model": name,
-                "perplexity": r.perplexity,
-                "tokens": r.tokens,
-            }),
-        );
-        Ok(result)
-    }
-
-    /// The teacher's test perplexity on `control code + text` (how it was trained).
-    fn perplexity_with_codes(&self, teacher: &Gpt2<B>) -> Result<f64, DistilDpError> {
-        let format = ControlCodeFormat::default();
-        let texts: Vec<String> = self
-            .splits
-            .test
-            .iter()
-            .map(|r| format!("{}{}", format.prompt(&r.labels), r.text))
-            .collect();
-        let model = teacher.valid();
-        let r = perplexity(
-            &model,
-            &self.tok,
-            &texts,
-            self.config.teacher.block_size,
-            EVAL_BATCH,
-            &self.device,
-        )?;
-        Ok(r.perplexity)
-    }
-
-    /// Saves a final model as a native checkpoint with the run's tokenizer, ready for
-    /// `distil-dp eval` or `causal_lm::checkpoint::load`.
-    fn export(&self, name: &str, model: &Gpt2<B>) -> Result<(), DistilDpError> {
-        let dir = self.dir.model_dir(dirs::MODELS).join(name);
-        causal_lm::checkpoint::save(&model.valid(), &dir)?;
-        crate::run_dir::write_atomic(&dir.join("tokenizer.json"), self.tok.to_json()?.as_bytes())
     }
 }
 
