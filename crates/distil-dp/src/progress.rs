@@ -42,11 +42,16 @@ struct Bar {
 impl Reporter {
     /// A reporter appending to `metrics` (created if needed).
     pub fn new(mode: OutputMode, metrics: &Path) -> Result<Self, DistilDpError> {
-        let file = OpenOptions::new()
+        // a line cut short by a kill is ended, so that the next event starts a line of its own
+        let cut = std::fs::read(metrics).is_ok_and(|b| b.last().is_some_and(|&c| c != b'\n'));
+        let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(metrics)
             .map_err(io(metrics))?;
+        if cut {
+            writeln!(file).map_err(io(metrics))?;
+        }
         Ok(Self {
             mode,
             metrics: Some(file),
@@ -160,5 +165,30 @@ pub fn format_seconds(s: f64) -> String {
         format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
     } else {
         format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_cut_by_a_kill_does_not_swallow_the_next_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        std::fs::write(&path, "{\"stage\":\"a\"}\n{\"stage\":\"b\",\"ste").unwrap();
+        let mut r = Reporter::new(OutputMode::Quiet, &path).unwrap();
+        r.event("c", serde_json::json!({ "steps": 1 }));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last["stage"], "c");
+        assert_eq!(last["steps"], 1);
+    }
+
+    #[test]
+    fn durations_read_as_clock_times() {
+        assert_eq!(format_seconds(59.4), "0:59");
+        assert_eq!(format_seconds(61.0), "1:01");
+        assert_eq!(format_seconds(3725.0), "1:02:05");
     }
 }

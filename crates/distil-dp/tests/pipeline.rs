@@ -287,4 +287,14 @@ fn a_stage_refuses_to_run_before_the_stage_it_needs() {
     assert!(err.contains("`generate`"), "{err}");
     // nothing private was released by the refused stages
     assert!(!config.output_dir.join("label-histogram.json").exists());
+
+    // an empty data file: a clear error naming it, before anything is trained
+    let empty = tmp.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let mut on_empty = tiny(&tmp.path().join("empty-run"));
+    on_empty.data.path = Some(empty.clone());
+    let err = run(&on_empty, &Stage::ALL, &mut reporter)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("empty.jsonl"), "{err}");
 }
