@@ -137,7 +137,6 @@ impl Report {
         delta: f64,
         release: &LabelRelease,
         results: Vec<ModelResult>,
-        _dir: &RunDir,
     ) -> Result<Self, DistilDpError> {
         let accountant = config.privacy.accountant.build();
         let mut releases = Vec::new();

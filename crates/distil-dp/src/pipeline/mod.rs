@@ -230,7 +230,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         let needs_teacher = self.runs(Stage::Teacher)
             || self.runs(Stage::Generate)
             || self.runs(Stage::Student)
-            || (self.runs(Stage::Evaluate));
+            || self.runs(Stage::Evaluate);
         let teacher = if needs_teacher {
             Some(self.teacher()?)
         } else {
@@ -288,14 +288,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         }
         self.export("teacher", &teacher.model)?;
         self.export("student", &student.model)?;
-        let report = Report::new(
-            self.config,
-            &self.splits,
-            self.delta,
-            &release,
-            results,
-            &self.dir,
-        )?;
+        let report = Report::new(self.config, &self.splits, self.delta, &release, results)?;
         report.write(&self.dir)?;
         self.rep.event(
             "evaluate",
