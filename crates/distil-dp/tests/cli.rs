@@ -1,4 +1,5 @@
-//! `distil-dp eval` end to end: every data format, both backends, and clear errors.
+//! The command line end to end: `distil-dp eval` (every data format, both backends, clear
+//! errors) and the pipeline commands (JSON events, refused settings and run directories).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -148,4 +149,80 @@ fn eval_errors_name_the_problem() {
 
     let (ok, _, err) = eval(&["--model", model, "--data", "/nonexistent.txt"]);
     assert!(!ok && err.contains("/nonexistent.txt"), "{err}");
+}
+
+/// `distil-dp <stage>` with the given arguments.
+fn stage(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_distil-dp"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn pipeline_commands_log_json_and_name_bad_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = format!(
+        "output_dir={:?}",
+        tmp.path().join("run").display().to_string()
+    );
+    let tiny = [
+        "--set",
+        &out,
+        "--set",
+        "data.max_records=120",
+        "--set",
+        "tokenizer.vocab_size=300",
+        "--set",
+        "teacher.model.n_embd=16",
+        "--set",
+        "teacher.model.n_layer=1",
+        "--set",
+        "teacher.model.n_head=2",
+        "--set",
+        "teacher.epochs=0.5",
+        "--set",
+        "teacher.expected_batch_size=16",
+        "--set",
+        "generation.sampling.max_new_tokens=16",
+    ];
+    let mut args = vec!["teacher", "--output", "json"];
+    args.extend(tiny);
+    let (ok, stdout, stderr) = stage(&args);
+    assert!(ok, "{stderr}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(events.iter().all(|e| e["stage"].is_string()), "{stdout}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["stage"] == "teacher" && e["event"] == "done"),
+        "{stdout}"
+    );
+    // the same events went to the run's metrics file
+    let metrics = std::fs::read_to_string(tmp.path().join("run/metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), events.len());
+
+    // a later stage with another config is refused: the run directory belongs to the first
+    let mut other = vec!["generate", "--set", "privacy.epsilon=8"];
+    other.extend(tiny);
+    let (ok, _, stderr) = stage(&other);
+    assert!(!ok && stderr.contains("another configuration"), "{stderr}");
+
+    for (bad, field) in [
+        ("privacy.epsilon=-1", "privacy.epsilon"),
+        ("privacy.delta=2", "privacy.delta"),
+        ("teacher.epoch=3", "epoch"),
+        ("backend=tpu", "backend"),
+    ] {
+        let (ok, _, stderr) = stage(&["run", "--set", &out, "--set", bad]);
+        assert!(!ok && stderr.contains(field), "{bad}: {stderr}");
+    }
 }
