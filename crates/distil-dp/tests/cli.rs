@@ -28,16 +28,9 @@ fn reference() -> (Vec<String>, usize, f64) {
 }
 
 fn eval(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_distil-dp"))
-        .arg("eval")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all = vec!["eval"];
+    all.extend(args);
+    stage(&all)
 }
 
 #[test]
@@ -151,7 +144,7 @@ fn eval_errors_name_the_problem() {
     assert!(!ok && err.contains("/nonexistent.txt"), "{err}");
 }
 
-/// `distil-dp <stage>` with the given arguments.
+/// `distil-dp` with the given arguments: (success, stdout, stderr).
 fn stage(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_distil-dp"))
         .args(args)
