@@ -23,11 +23,30 @@ fn paths_and_micro_batches_give_the_same_clipped_sum() {
     let model = net(&Default::default());
     let d = data(40, 3, 6.0);
     let batch: Vec<usize> = (0..17).map(|i| i * 2).collect();
-    let mut saw_mixed = false;
-    for c in [0.05, 1.0, 3.0, 6.0, 10.0, 20.0, 40.0, 1e6] {
-        let reference = engine_c(ClippingPath::Generic, None, c)
+    let reference_at = |c: f64| {
+        engine_c(ClippingPath::Generic, None, c)
             .clipped_sum(&model, &batch, &mut TappedLoss { data: &d })
-            .unwrap();
+            .unwrap()
+    };
+    // The model's initialisation is not seeded, so a fixed list of bounds might miss the
+    // per-example norms altogether; the clipped count falls from 17 to 0 as C grows, so
+    // bisect on log C for a bound that clips some but not all, and include it.
+    let (mut lo, mut hi) = (1e-3f64, 1e6f64);
+    let mixed = loop {
+        let mid = (lo * hi).sqrt();
+        match reference_at(mid).clipped {
+            17 => lo = mid,
+            0 => hi = mid,
+            _ => break mid,
+        }
+        assert!(
+            hi / lo > 1.0 + 1e-9,
+            "no bound between {lo} and {hi} is mixed"
+        );
+    };
+    let mut saw_mixed = false;
+    for c in [0.05, 1.0, 3.0, 6.0, 10.0, 20.0, 40.0, 1e6, mixed] {
+        let reference = reference_at(c);
         saw_mixed |= reference.clipped > 0 && reference.clipped < batch.len();
         compare_paths(&model, &d, &batch, c, &reference);
     }
