@@ -4,8 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::Tensor;
+use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use causal_lm::{Gpt2, Gpt2Config};
 use dp_accounting::PrivacyLedger;
@@ -51,19 +50,8 @@ pub fn fresh_model<B: Backend>(
     config.eos_token_id = Some(eos);
     B::seed(device, seed);
     let gpt = config.init::<B>(device)?;
-    materialise(&gpt);
+    dp_optim::initialise_params(&gpt);
     Ok(gpt)
-}
-
-/// Initialises every lazily created parameter of `model` now.
-pub fn materialise<B: Backend, M: Module<B>>(model: &M) {
-    struct Touch;
-    impl<B: Backend> ModuleVisitor<B> for Touch {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let _ = param.val();
-        }
-    }
-    model.visit(&mut Touch);
 }
 
 /// What a DP-SGD training spent and how: the numbers the report's ledger shows.

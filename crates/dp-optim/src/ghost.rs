@@ -363,7 +363,7 @@ fn weighted<IB: Backend>(record: Resolved<IB>, c: &Tensor<IB, 1>) -> Tensor<IB, 
 /// be lazy (created on first use), and each *clone* of a still-lazy parameter initialises
 /// itself independently, with different random values: a frozen copy or a saved clone
 /// would then not be the caller's model.
-pub(crate) fn initialise_params<B: Backend, M: burn::module::Module<B>>(model: &M) {
+pub fn initialise_params<B: Backend, M: burn::module::Module<B>>(model: &M) {
     struct Touch;
     impl<B: Backend> ModuleVisitor<B> for Touch {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {

@@ -78,7 +78,7 @@ pub use autodiff_guard::{AutodiffGuard, autodiff_guard};
 pub use clip::{ClippedSum, Clipping, clipped_sum, clipped_sum_per_parameter, privatize};
 pub use engine::{ClippingPath, EngineConfig, EngineState, PrivacyEngine};
 pub use error::DpOptimError;
-pub use ghost::GhostTape;
+pub use ghost::{GhostTape, initialise_params};
 pub use loss::{ExampleLoss, PerExample};
 pub use optimizer::{DpOptimizer, OptimizerConfig};
 pub use rng::DpRng;
