@@ -148,6 +148,8 @@ struct Ctx<'a, B: AutodiffBackend> {
     tok: Tokenizer,
     delta: f64,
     device: B::Device,
+    /// The label release once made or loaded.
+    release: Option<LabelRelease>,
 }
 
 /// Which architecture.
@@ -204,6 +206,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             tok,
             delta,
             device,
+            release: None,
         })
     }
 
@@ -236,8 +239,11 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         } else {
             None
         };
-        let needs_corpus =
-            self.runs(Stage::Generate) || self.runs(Stage::Student) || self.baseline_on_corpus();
+        // the student (trained, or loaded for evaluation) and the hard-label baseline read it
+        let needs_corpus = self.runs(Stage::Generate)
+            || self.runs(Stage::Student)
+            || self.runs(Stage::Evaluate)
+            || self.baseline_on_corpus();
         let corpus = match (&teacher, needs_corpus) {
             (Some(t), true) => Some(self.corpus(&t.model)?),
             (None, true) => Some(self.corpus_from_disk()?),
@@ -245,11 +251,8 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         };
         let student = if self.runs(Stage::Student) || self.runs(Stage::Evaluate) {
             let t = teacher.as_ref().expect("loaded above");
-            let corpus = match &corpus {
-                Some(c) => c.clone(),
-                None => self.corpus_from_disk()?,
-            };
-            Some(self.student(&t.model, &corpus, Stage::Student)?)
+            let corpus = corpus.as_deref().expect("loaded above");
+            Some(self.student(&t.model, corpus, Stage::Student)?)
         } else {
             None
         };
@@ -263,11 +266,8 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
                 baselines.push(("DPKD student", self.dpkd()?));
             }
             if b.synthetic_hard_labels {
-                let corpus = match &corpus {
-                    Some(c) => c.clone(),
-                    None => self.corpus_from_disk()?,
-                };
-                baselines.push(("Synthetic, hard labels only", self.hard_labels(&corpus)?));
+                let corpus = corpus.as_deref().expect("loaded above");
+                baselines.push(("Synthetic, hard labels only", self.hard_labels(corpus)?));
             }
         }
         if !self.runs(Stage::Evaluate) {
@@ -299,12 +299,15 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
     }
 
     fn baseline_on_corpus(&self) -> bool {
-        self.config.baselines.synthetic_hard_labels
-            && (self.runs(Stage::Baselines) || self.runs(Stage::Evaluate))
+        self.config.baselines.synthetic_hard_labels && self.runs(Stage::Baselines)
     }
 
-    /// The label histogram release: made by the teacher stage, loaded by the others.
+    /// The label histogram release: made by the teacher stage, loaded by the others (read
+    /// from the run directory once per run).
     fn label_release(&mut self, may_release: bool) -> Result<LabelRelease, DistilDpError> {
+        if let Some(release) = &self.release {
+            return Ok(release.clone());
+        }
         let path = self.dir.histogram_path();
         if !may_release && !path.exists() {
             return Err(self.missing(Stage::Teacher, path));
@@ -315,7 +318,9 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             .samples
             .unwrap_or(self.splits.train.len());
         let mut rng = self.noise_rng(1)?;
-        release_or_load(self.config, &self.dir, &self.splits.train, total, &mut rng)
+        let release = release_or_load(self.config, &self.dir, &self.splits.train, total, &mut rng)?;
+        self.release = Some(release.clone());
+        Ok(release)
     }
 
     /// The DP noise stream of release `tag`: the OS CSPRNG, or the configured insecure seed.
