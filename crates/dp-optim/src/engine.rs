@@ -14,6 +14,8 @@ use crate::clip::{ClippedSum, Clipping, accumulate, check_norm, clip_and_sum, pr
 use crate::error::DpOptimError;
 use crate::ghost;
 use crate::loss::ExampleLoss;
+use crate::noise;
+use crate::parallel::SamplingKey;
 use crate::rng::DpRng;
 use crate::sampler::PoissonSampler;
 use crate::tap::NoTap;
@@ -118,6 +120,10 @@ pub struct EngineState {
     /// The clipping path `Auto` settled on (kept so a resumed run continues on it).
     #[serde(default)]
     pub resolved_path: Option<ClippingPath>,
+    /// The key every data-parallel step's Poisson sample is derived from (set when the
+    /// run is trained by a [`crate::DataParallelTrainer`]; `None` for single-worker runs).
+    #[serde(default)]
+    pub sampling_key: Option<SamplingKey>,
 }
 
 /// DP-SGD's privacy side: Poisson sampling, per-example clipping, Gaussian noise once per
@@ -198,6 +204,7 @@ impl PrivacyEngine {
                 ledger: prior,
                 rng,
                 resolved_path: None,
+                sampling_key: None,
             },
             sampler,
         })
@@ -296,13 +303,7 @@ impl PrivacyEngine {
             self.sampler.expected_batch_size(),
             &mut self.state.rng,
         )?;
-        self.state.ledger.record_steps(
-            LEDGER_LABEL,
-            self.sampler.sample_rate(),
-            self.state.noise_multiplier,
-            1,
-        )?;
-        self.state.steps_taken += 1;
+        self.record_step()?;
         Ok(update)
     }
 
@@ -398,6 +399,42 @@ where
     ghost::clipped_sum(model, examples, c, clipping, |m, ex, tape| {
         loss.losses(m, ex, tape)
     })
+}
+
+/// The hooks [`crate::DataParallelTrainer`] drives a step through on its first worker.
+impl PrivacyEngine {
+    /// The run's data-parallel sampling key, drawn from the engine's stream the first time.
+    pub(crate) fn sampling_key(&mut self) -> SamplingKey {
+        let state = &mut self.state;
+        state
+            .sampling_key
+            .get_or_insert_with(|| SamplingKey::draw(&mut state.rng))
+            .clone()
+    }
+
+    /// The sampler (q, N, expected batch size).
+    pub(crate) fn sampler(&self) -> &PoissonSampler {
+        &self.sampler
+    }
+
+    /// `len` draws of `N(0, σ²C²)` from the engine's stream: the noise of one logical step.
+    pub(crate) fn step_noise(&mut self, len: usize) -> Result<Vec<f32>, DpOptimError> {
+        let std = self.state.noise_multiplier * self.state.config.max_grad_norm;
+        noise::gaussian(&mut self.state.rng, len, std)
+    }
+
+    /// Records one logical step in the ledger (after its noise was drawn, before its update
+    /// is used).
+    pub(crate) fn record_step(&mut self) -> Result<(), DpOptimError> {
+        self.state.ledger.record_steps(
+            LEDGER_LABEL,
+            self.sampler.sample_rate(),
+            self.state.noise_multiplier,
+            1,
+        )?;
+        self.state.steps_taken += 1;
+        Ok(())
+    }
 }
 
 /// Logs (at `warn`, through the `log` facade) that a run's randomness is seeded by the caller.

@@ -58,6 +58,19 @@ pub enum DpOptimError {
         /// What went wrong.
         message: String,
     },
+    /// A collective operation between data-parallel workers failed or timed out: the step
+    /// it belonged to was not applied and not recorded; resume the job from its last
+    /// checkpoint.
+    #[error("collective {operation} failed: {message}")]
+    Collective {
+        /// The operation (register, all-reduce, finish).
+        operation: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// The data-parallel workers of one job disagree (configuration, model size, world).
+    #[error("data-parallel workers disagree: {0}")]
+    WorkerMismatch(String),
     /// A privacy-accounting error.
     #[error(transparent)]
     Accounting(#[from] dp_accounting::AccountingError),

@@ -15,6 +15,8 @@
 //!   ledger, budget; its [`EngineState`] serialises.
 //! * [`DpTrainer`]: engine + [`DpOptimizer`] (SGD, Adam, AdamW) + [`LrSchedule`], with joint
 //!   checkpoints.
+//! * [`parallel`]: data-parallel DP-SGD over devices, processes and machines
+//!   ([`DataParallelTrainer`] on `burn-collective`), with one ledger and one checkpoint.
 //!
 //! Guarantee (of [`PrivacyEngine`] and [`DpTrainer`]): with a secure [`DpRng`], the sequence of
 //! updates is (ε, δ)-DP for the configured target, with respect to adding or removing one
@@ -68,6 +70,7 @@ pub mod ghost;
 mod loss;
 pub mod noise;
 mod optimizer;
+pub mod parallel;
 mod rng;
 mod sampler;
 mod schedule;
@@ -81,6 +84,9 @@ pub use error::DpOptimError;
 pub use ghost::{GhostTape, initialise_params};
 pub use loss::{ExampleLoss, PerExample};
 pub use optimizer::{DpOptimizer, OptimizerConfig};
+pub use parallel::{
+    BurnCollective, Collective, DataParallelTrainer, SamplingKey, Shard, Solo, TcpCollective,
+};
 pub use rng::DpRng;
 pub use sampler::PoissonSampler;
 pub use schedule::LrSchedule;

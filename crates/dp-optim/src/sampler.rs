@@ -76,6 +76,12 @@ impl PoissonSampler {
         self.q * self.n as f64
     }
 
+    /// Whether a record whose uniform 64-bit word is `word` joins the batch (`word < ⌊q·2⁶⁴⌋`,
+    /// always for `q = 1`).
+    pub(crate) fn keeps(&self, word: u64) -> bool {
+        self.threshold.is_none_or(|t| word < t)
+    }
+
     /// The indices (ascending) of one step's batch.
     pub fn sample(&self, rng: &mut DpRng) -> Vec<usize> {
         match self.threshold {

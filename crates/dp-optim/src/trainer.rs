@@ -147,6 +147,17 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> DpTrainer<B, M> {
         }
     }
 
+    /// The engine, mutably (for [`crate::DataParallelTrainer`]).
+    pub(crate) fn engine_mut(&mut self) -> &mut PrivacyEngine {
+        &mut self.engine
+    }
+
+    /// Applies an already private update with the optimiser at the schedule's learning rate
+    /// (the caller has recorded the step).
+    pub(crate) fn apply(&mut self, lr: f64, model: M, update: burn::optim::GradientsParams) -> M {
+        self.optimizer.step(lr, model, update)
+    }
+
     /// Writes `model`, the optimiser state and the engine state (ledger, step count, random
     /// stream position) to the directory `dir`, atomically: the new checkpoint replaces the
     /// old one only once complete (a crash leaves the previous one readable).

@@ -2,25 +2,10 @@
 
 mod common;
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::Tensor;
-use common::{B, Net, TappedLoss, data, net};
+use common::{B, Net, TappedLoss, data, net, weights};
 use dp_optim::{
     DpOptimError, DpRng, DpTrainer, EngineConfig, LrSchedule, OptimizerConfig, TrainerConfig,
 };
-
-fn weights(model: &Net<B>) -> Vec<f32> {
-    struct Collect(Vec<f32>);
-    impl ModuleVisitor<B> for Collect {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            self.0
-                .extend(param.val().into_data().to_vec::<f32>().unwrap());
-        }
-    }
-    let mut c = Collect(Vec::new());
-    model.visit(&mut c);
-    c.0
-}
 
 fn config(optimizer: OptimizerConfig) -> TrainerConfig {
     let mut engine = EngineConfig::new(3.0, 1e-5, 2.0, 100, 10.0, 1.0);

@@ -113,3 +113,18 @@ pub fn flat(model: &Net<B>, grads: &burn::optim::GradientsParams) -> Vec<f64> {
     model.visit(&mut c);
     c.out
 }
+
+/// Every float parameter value of `model`, in visiting order.
+pub fn weights<M: Module<B>>(model: &M) -> Vec<f32> {
+    use burn::module::{ModuleVisitor, Param};
+    struct Collect(Vec<f32>);
+    impl ModuleVisitor<B> for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0
+                .extend(param.val().into_data().to_vec::<f32>().unwrap());
+        }
+    }
+    let mut c = Collect(Vec::new());
+    model.visit(&mut c);
+    c.0
+}

@@ -1,0 +1,154 @@
+//! Poisson sampling that any number of workers can split: each record's membership at a step
+//! is a function of a secret key, the step and the record's index only.
+
+use std::ops::Range;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::error::DpOptimError;
+use crate::rng::DpRng;
+use crate::sampler::PoissonSampler;
+
+/// The secret 256-bit ChaCha20 key behind a data-parallel run's Poisson samples.
+///
+/// Record `i` joins step `t`'s batch when the 64-bit word at position `i` of ChaCha20 stream
+/// `t` under this key is below `⌊q·2⁶⁴⌋` (the rule of [`PoissonSampler`]). The decisions are
+/// independent across records and steps and each has probability `≤ q`, so the batch is an
+/// exact Poisson sample whichever worker computes which records: a shard of workers samples
+/// exactly the records one worker would sample with the same key.
+///
+/// The key is as secret as the noise stream (knowing it reveals which records each step
+/// used): it is drawn from the run's [`DpRng`], kept in the checkpoint and sent to the other
+/// workers over the collective's connections (see `docs/scaling.md`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamplingKey([u8; 32]);
+
+impl std::fmt::Debug for SamplingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SamplingKey(<secret>)")
+    }
+}
+
+impl SamplingKey {
+    /// A fresh key from `rng` (32 bytes of its stream).
+    pub fn draw(rng: &mut DpRng) -> Self {
+        let mut key = [0u8; 32];
+        for chunk in key.chunks_mut(8) {
+            chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
+        }
+        Self(key)
+    }
+
+    /// The key's bytes.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A key from its bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The records of `range` that join step `step`'s batch under `sampler`'s rate, ascending.
+    /// Splitting `0..N` into ranges and concatenating their samples gives the sample of
+    /// `0..N`.
+    pub fn sample(&self, sampler: &PoissonSampler, step: u64, range: Range<usize>) -> Vec<usize> {
+        let mut rng = ChaCha20Rng::from_seed(self.0);
+        rng.set_stream(step);
+        // One 64-bit word (two 32-bit ChaCha words) per record.
+        rng.set_word_pos(2 * range.start as u128);
+        range.filter(|_| sampler.keeps(rng.next_u64())).collect()
+    }
+}
+
+/// Worker `index` of `count` owns the contiguous records `[N·index/count, N·(index+1)/count)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// This worker's rank, `< count`.
+    pub index: usize,
+    /// Number of workers, `≥ 1`.
+    pub count: usize,
+}
+
+impl Shard {
+    /// Shard `index` of `count`; refuses `count = 0` and `index ≥ count`.
+    pub fn new(index: usize, count: usize) -> Result<Self, DpOptimError> {
+        if count == 0 {
+            return Err(DpOptimError::InvalidParameter {
+                field: "world",
+                value: "0".into(),
+                expected: "an integer >= 1 (the number of workers)",
+            });
+        }
+        if index >= count {
+            return Err(DpOptimError::InvalidParameter {
+                field: "rank",
+                value: index.to_string(),
+                expected: "an integer in [0, world)",
+            });
+        }
+        Ok(Self { index, count })
+    }
+
+    /// The records of a dataset of `n` this shard owns (empty when `n < count` for some
+    /// shards).
+    pub fn range(&self, n: usize) -> Range<usize> {
+        let at = |i: usize| ((n as u128 * i as u128) / self.count as u128) as usize;
+        at(self.index)..at(self.index + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_records_and_their_samples() {
+        let sampler = PoissonSampler::new(1003, 0.1).unwrap();
+        let key = SamplingKey::draw(&mut DpRng::insecure_seeded(1));
+        for step in [0, 1, 77] {
+            let whole = key.sample(&sampler, step, 0..1003);
+            assert!(!whole.is_empty());
+            for count in [1, 2, 3, 4, 7] {
+                let mut union = Vec::new();
+                let mut records = 0;
+                for index in 0..count {
+                    let range = Shard::new(index, count).unwrap().range(1003);
+                    records += range.len();
+                    union.extend(key.sample(&sampler, step, range));
+                }
+                assert_eq!(records, 1003);
+                assert_eq!(union, whole, "step {step}, {count} shards");
+            }
+        }
+        // steps differ; keys differ
+        assert_ne!(
+            key.sample(&sampler, 0, 0..1003),
+            key.sample(&sampler, 1, 0..1003)
+        );
+        let other = SamplingKey::draw(&mut DpRng::insecure_seeded(2));
+        assert_ne!(
+            key.sample(&sampler, 0, 0..1003),
+            other.sample(&sampler, 0, 0..1003)
+        );
+    }
+
+    #[test]
+    fn the_realised_rate_is_q() {
+        let sampler = PoissonSampler::new(200_000, 0.05).unwrap();
+        let key = SamplingKey::draw(&mut DpRng::insecure_seeded(3));
+        let n = key.sample(&sampler, 5, 0..200_000).len() as f64;
+        // mean 10 000, sd ≈ 97: 5 sd
+        assert!((n - 10_000.0).abs() < 500.0, "{n}");
+    }
+
+    #[test]
+    fn bad_shards_are_refused_by_name() {
+        assert!(Shard::new(0, 0).unwrap_err().to_string().contains("world"));
+        assert!(Shard::new(2, 2).unwrap_err().to_string().contains("rank"));
+        assert_eq!(Shard::new(1, 3).unwrap().range(2), 0..1);
+        assert_eq!(Shard::new(0, 3).unwrap().range(2), 0..0);
+    }
+}
