@@ -22,6 +22,17 @@ pub enum SynthGenError {
         /// What went wrong.
         message: String,
     },
+    /// A shard file cannot be merged: missing, unfinished, or not what its shard should
+    /// hold.
+    #[error("{path}: shard {shard} is incomplete: {detail}")]
+    IncompleteShard {
+        /// The shard's file.
+        path: std::path::PathBuf,
+        /// The shard, `I/N`.
+        shard: String,
+        /// What is missing or wrong.
+        detail: String,
+    },
 }
 
 pub(crate) fn invalid(

@@ -12,6 +12,10 @@
 //! * [`ControlCodeFormat`]: `Business Category: Food\tReview Stars: 5.0\n\n` prompts.
 //! * [`synthesize`]: control codes and their sample counts in, a resumable JSONL corpus out,
 //!   with a progress line (samples/s, ETA).
+//! * [`synthesize_shard`], [`Shard`], [`merge_shards`]: shard `I` of `N` generates only the
+//!   sample indices `[T·I/N, T·(I+1)/N)` (resumable, with a completion marker at its end);
+//!   the merge checks every shard and joins them, re-applying de-duplication across shards,
+//!   into the file one unsharded run writes, byte for byte.
 //! * [`JsonlSink`]: streamed JSONL (text plus label columns) flushed per sample; reopening
 //!   resumes after the last complete line; empty generations dropped, exact repeats
 //!   optionally.
@@ -37,6 +41,7 @@ mod error;
 mod generate;
 mod output;
 pub mod processors;
+mod shard;
 mod synthesize;
 
 pub use allocation::{
@@ -47,4 +52,5 @@ pub use control::ControlCodeFormat;
 pub use error::SynthGenError;
 pub use generate::{SpecialTokens, generate};
 pub use output::{JsonlSink, Resume, Sample};
-pub use synthesize::{CodeJob, SynthesisReport, synthesize};
+pub use shard::{MergeReport, Shard, completion_marker, merge_shards};
+pub use synthesize::{CodeJob, SynthesisReport, synthesize, synthesize_shard};

@@ -43,11 +43,22 @@ pub struct JsonlSink {
     written: u64,
 }
 
-fn io(path: &Path, e: impl std::fmt::Display) -> SynthGenError {
+pub(crate) fn io(path: &Path, e: impl std::fmt::Display) -> SynthGenError {
     SynthGenError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
     }
+}
+
+/// A line written by [`JsonlSink`]: its sample index and (when it has one) its text; the
+/// error says what is wrong with it, without the file and line.
+pub(crate) fn parse_line(line: &str) -> Result<(u64, Option<String>), String> {
+    let value: Value = serde_json::from_str(line)
+        .map_err(|e| format!("not a sample written by synth-gen ({e})"))?;
+    let index = value["index"]
+        .as_u64()
+        .ok_or_else(|| "no integer \"index\" field".to_string())?;
+    Ok((index, value["text"].as_str().map(str::to_string)))
 }
 
 impl JsonlSink {
@@ -78,17 +89,10 @@ impl JsonlSink {
             if !line.ends_with('\n') {
                 break; // cut short by an interruption: dropped below
             }
-            let value: Value = serde_json::from_str(&line).map_err(|e| {
-                io(
-                    &path,
-                    format!("line {number}: not a sample written by synth-gen ({e})"),
-                )
-            })?;
-            let index = value["index"]
-                .as_u64()
-                .ok_or_else(|| io(&path, format!("line {number}: no integer \"index\" field")))?;
-            if let Some(text) = value["text"].as_str() {
-                seen.insert(text.to_string());
+            let (index, text) =
+                parse_line(&line).map_err(|e| io(&path, format!("line {number}: {e}")))?;
+            if let Some(text) = text {
+                seen.insert(text);
             }
             next_index = next_index.max(index + 1);
             written += 1;
@@ -141,5 +145,10 @@ impl JsonlSink {
     /// Samples in the file.
     pub fn written(&self) -> u64 {
         self.written
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }

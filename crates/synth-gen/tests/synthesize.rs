@@ -1,33 +1,14 @@
 //! The driver: codes and counts to a JSONL corpus; a run killed midway and resumed writes the
 //! same corpus as an uninterrupted run.
 
+mod common;
+
 use burn::backend::Flex;
 use causal_lm::{Tokenizer, hf};
+use common::{fixture, jobs};
 use synth_gen::{CodeJob, ControlCodeFormat, GenerationConfig, JsonlSink, synthesize};
 
 type B = Flex;
-
-fn fixture(rel: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../causal-lm/tests/fixtures/tiny-gpt2")
-        .join(rel)
-}
-
-fn jobs() -> Vec<CodeJob> {
-    vec![
-        CodeJob {
-            labels: vec![("Category".into(), "A".into())],
-            samples: 4,
-        },
-        CodeJob {
-            labels: vec![
-                ("Category".into(), "Bee".into()),
-                ("Stars".into(), "5".into()),
-            ],
-            samples: 3,
-        },
-    ]
-}
 
 fn run(path: &std::path::Path, stop_after: Option<usize>) -> Vec<String> {
     let model = hf::load::<B>(fixture(""), &Default::default()).unwrap();
