@@ -1,14 +1,37 @@
 //! Stage 2: the synthetic corpus, sampled from the DP teacher with the released control codes
-//! and streamed to the run directory (a rerun continues after the last complete line).
+//! and streamed to the run directory (a rerun continues after the last complete line); or
+//! generated in shards (`synthetic.shard-I-of-N.jsonl`, e.g. one per machine) and merged.
 
 use burn::tensor::backend::Backend;
 use causal_lm::{CausalLm, Tokenizer};
-use synth_gen::{CodeJob, ControlCodeFormat, JsonlSink, SynthesisReport, synthesize};
+use synth_gen::{
+    CodeJob, ControlCodeFormat, JsonlSink, MergeReport, Shard, SynthesisReport, merge_shards,
+    synthesize, synthesize_shard,
+};
 
 use crate::config::PipelineConfig;
 use crate::error::DistilDpError;
 use crate::histogram::LabelRelease;
 use crate::run_dir::RunDir;
+
+/// The released codes with their sample counts, in release order (sample `i` of the corpus
+/// belongs to the code whose counts cover `i`).
+fn jobs(release: &LabelRelease) -> Vec<CodeJob> {
+    release
+        .codes
+        .iter()
+        .zip(&release.samples)
+        .map(|(labels, &samples)| CodeJob {
+            labels: labels.clone(),
+            samples,
+        })
+        .collect()
+}
+
+/// The synthetic samples of the run: the sum of the release's counts.
+pub fn total_samples(release: &LabelRelease) -> u64 {
+    release.samples.iter().map(|&s| s as u64).sum()
+}
 
 /// Samples the corpus (or the rest of it) into `synthetic.jsonl`. Generation is
 /// post-processing of the DP teacher: it spends no budget, and its randomness is the run's
@@ -24,20 +47,11 @@ pub fn generate_corpus<B: Backend, M: CausalLm<B>>(
     device: &B::Device,
 ) -> Result<SynthesisReport, DistilDpError> {
     let generation = &config.generation;
-    let jobs: Vec<CodeJob> = release
-        .codes
-        .iter()
-        .zip(&release.samples)
-        .map(|(labels, &samples)| CodeJob {
-            labels: labels.clone(),
-            samples,
-        })
-        .collect();
     let (mut sink, resume) = JsonlSink::open(dir.synthetic_path(), generation.dedup)?;
     Ok(synthesize(
         teacher,
         tokenizer,
-        &jobs,
+        &jobs(release),
         &ControlCodeFormat::default(),
         &generation.sampling,
         config.seed,
@@ -47,4 +61,76 @@ pub fn generate_corpus<B: Backend, M: CausalLm<B>>(
         progress,
         device,
     )?)
+}
+
+/// Samples shard `shard` of the corpus (or the rest of it) into
+/// `synthetic.shard-I-of-N.jsonl` ([`RunDir::synthetic_shard_path`]): the sample indices
+/// [`Shard::range`] of the run's total, each from its own stream of the public `seed`, so the
+/// shards together hold exactly the samples of [`generate_corpus`]. Reads and writes nothing
+/// else (`synthetic.jsonl` in particular is neither needed nor touched); at the end it writes
+/// the shard's completion marker, which [`merge_corpus`] checks.
+#[allow(clippy::too_many_arguments)]
+pub fn generate_shard<B: Backend, M: CausalLm<B>>(
+    config: &PipelineConfig,
+    dir: &RunDir,
+    teacher: &M,
+    tokenizer: &Tokenizer,
+    release: &LabelRelease,
+    shard: Shard,
+    progress: bool,
+    device: &B::Device,
+) -> Result<SynthesisReport, DistilDpError> {
+    check_shard_count(shard.count(), release)?;
+    let generation = &config.generation;
+    let path = dir.synthetic_shard_path(shard);
+    let (mut sink, resume) = JsonlSink::open(&path, generation.dedup)?;
+    Ok(synthesize_shard(
+        teacher,
+        tokenizer,
+        &jobs(release),
+        &ControlCodeFormat::default(),
+        &generation.sampling,
+        config.seed,
+        generation.batch_size,
+        shard,
+        &mut sink,
+        resume.next_index,
+        progress,
+        device,
+    )?)
+}
+
+/// Merges the `count` shard files into `synthetic.jsonl` (atomically), after checking that
+/// every shard finished and holds exactly its sample indices; with `generation.dedup`, repeats
+/// across shards are dropped again, so the file equals the one [`generate_corpus`] writes.
+/// An unfinished or missing shard is an error naming its file.
+pub fn merge_corpus(
+    config: &PipelineConfig,
+    dir: &RunDir,
+    release: &LabelRelease,
+    count: u64,
+) -> Result<MergeReport, DistilDpError> {
+    check_shard_count(count, release)?;
+    let paths = (0..count)
+        .map(|i| Ok(dir.synthetic_shard_path(Shard::new(i, count)?)))
+        .collect::<Result<Vec<_>, DistilDpError>>()?;
+    Ok(merge_shards(
+        &paths,
+        total_samples(release),
+        config.generation.dedup,
+        &dir.synthetic_path(),
+    )?)
+}
+
+/// Refuses a shard count outside 1..=samples (a shard with no sample is a mistake here).
+fn check_shard_count(count: u64, release: &LabelRelease) -> Result<(), DistilDpError> {
+    let total = total_samples(release);
+    if count == 0 || count > total.max(1) {
+        return Err(DistilDpError::InvalidArgument {
+            field: "shards",
+            value: format!("{count} (for {total} synthetic samples)"),
+            expected: "between 1 and the number of synthetic samples (generation.samples)",
+        });
+    }
+    Ok(())
 }

@@ -70,6 +70,25 @@ fn codes(config: &PipelineConfig, train: &[Record]) -> (Vec<Code>, bool) {
     (distinct.into_iter().collect(), true)
 }
 
+/// The release saved in the run directory by an earlier run, if there is one.
+pub fn load_release(dir: &RunDir) -> Result<Option<LabelRelease>, DistilDpError> {
+    let path = dir.histogram_path();
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| DistilDpError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| DistilDpError::Data {
+            path,
+            line: e.line(),
+            message: e.to_string(),
+        })
+}
+
 /// Releases the samples per code from the training records (through the DP histogram by
 /// default) and saves the release in the run directory; a rerun loads it instead, so the
 /// private counts are released (and accounted) once. `total` is the number of synthetic
@@ -81,18 +100,10 @@ pub fn release_or_load(
     total: usize,
     rng: &mut DpRng,
 ) -> Result<LabelRelease, DistilDpError> {
-    let path = dir.histogram_path();
-    if path.exists() {
-        let text = std::fs::read_to_string(&path).map_err(|source| DistilDpError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        return serde_json::from_str(&text).map_err(|e| DistilDpError::Data {
-            path,
-            line: e.line(),
-            message: e.to_string(),
-        });
+    if let Some(release) = load_release(dir)? {
+        return Ok(release);
     }
+    let path = dir.histogram_path();
     let (codes, from_private) = codes(config, train);
     let counts: Vec<u64> = codes
         .iter()

@@ -5,7 +5,8 @@
 //! 1. [`histogram`] + [`dp_train`]: a DP histogram of the private label counts (how many
 //!    synthetic samples each control code gets) and the teacher's DP-SGD on
 //!    `control code + text`, in one ledger at the run's (ε, δ);
-//! 2. [`generation`]: the synthetic corpus sampled from the DP teacher (post-processing);
+//! 2. [`generation`]: the synthetic corpus sampled from the DP teacher (post-processing),
+//!    in one process or in shards ([`pipeline::generate_shard`], [`pipeline::merge`]);
 //! 3. [`distill`]: the student trained on the synthetic corpus with the teacher's soft labels
 //!    (post-processing);
 //! 4. [`pipeline`]: the baselines (DP-SGD student, DPKD, hard-label student), the test

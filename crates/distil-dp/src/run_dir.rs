@@ -5,7 +5,9 @@
 //! tokenizer.json        trained on public text
 //! teacher/ student/ …   checkpoints, one directory per trained model
 //! label-histogram.json  the DP release of the label counts (released once, then reused)
-//! synthetic.jsonl       the synthetic corpus, streamed
+//! synthetic.jsonl       the synthetic corpus, streamed (or merged from its shards)
+//! synthetic.shard-I-of-N.jsonl (+ .done)   shard I of a sharded generation, and its completion marker
+//! metrics.shard-I-of-N.jsonl               that shard's events (one writer per file)
 //! metrics.jsonl         one JSON line per logged event
 //! report.json report.md the results table and the privacy ledger
 //! ```
@@ -15,6 +17,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use synth_gen::Shard;
 
 use crate::config::PipelineConfig;
 use crate::error::{DistilDpError, io};
@@ -91,9 +95,30 @@ impl RunDir {
         self.root.join("synthetic.jsonl")
     }
 
+    /// `synthetic.shard-I-of-N.jsonl`: shard `I` (zero-based) of a corpus generated in `N`
+    /// shards, which `distil-dp merge` joins into [`Self::synthetic_path`].
+    pub fn synthetic_shard_path(&self, shard: Shard) -> PathBuf {
+        self.root.join(format!(
+            "synthetic.shard-{}-of-{}.jsonl",
+            shard.index(),
+            shard.count()
+        ))
+    }
+
     /// `metrics.jsonl`.
     pub fn metrics_path(&self) -> PathBuf {
         self.root.join("metrics.jsonl")
+    }
+
+    /// `metrics.shard-I-of-N.jsonl`: the events of shard `I`'s generation. Shards running at
+    /// the same time on a shared volume each append to their own file (appends of several
+    /// writers to one file can interleave, on network file systems in particular).
+    pub fn shard_metrics_path(&self, shard: Shard) -> PathBuf {
+        self.root.join(format!(
+            "metrics.shard-{}-of-{}.jsonl",
+            shard.index(),
+            shard.count()
+        ))
     }
 }
 

@@ -1,8 +1,11 @@
 //! The command line end to end: `distil-dp eval` (every data format, both backends, clear
 //! errors) and the pipeline commands (JSON events, refused settings and run directories).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use common::distil_dp as stage;
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../causal-lm/tests/fixtures/tiny-gpt2")
@@ -142,19 +145,6 @@ fn eval_errors_name_the_problem() {
 
     let (ok, _, err) = eval(&["--model", model, "--data", "/nonexistent.txt"]);
     assert!(!ok && err.contains("/nonexistent.txt"), "{err}");
-}
-
-/// `distil-dp` with the given arguments: (success, stdout, stderr).
-fn stage(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_distil-dp"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

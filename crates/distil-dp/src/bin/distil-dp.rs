@@ -7,9 +7,10 @@ use clap::{Args, Parser, Subcommand};
 use distil_dp::DistilDpError;
 use distil_dp::config::PipelineConfig;
 use distil_dp::eval::{EvalArgs, evaluate};
-use distil_dp::pipeline::{Stage, run};
+use distil_dp::pipeline::{Stage, generate_shard, merge, run};
 use distil_dp::progress::{OutputMode, Reporter};
 use distil_dp::run_dir::RunDir;
+use synth_gen::Shard;
 
 /// Differentially private knowledge distillation via synthetic text (DistilDP).
 #[derive(Debug, Parser)]
@@ -26,8 +27,12 @@ enum Command {
     Run(RunArgs),
     /// Stage 1: the DP label histogram and the DP-SGD teacher.
     Teacher(RunArgs),
-    /// Stage 2: the synthetic corpus from the DP teacher.
-    Generate(RunArgs),
+    /// Stage 2: the synthetic corpus from the DP teacher (with `--shard I/N`, one shard of
+    /// it; `merge` joins the shards).
+    Generate(GenerateArgs),
+    /// Joins the shards of `generate --shard I/N` into synthetic.jsonl, after checking that
+    /// every shard finished and holds exactly its samples.
+    Merge(MergeArgs),
     /// Stage 3: the student distilled on the synthetic corpus.
     Student(RunArgs),
     /// The baselines: DP-SGD student, DPKD, hard-label student (as configured).
@@ -54,7 +59,29 @@ struct RunArgs {
     output: OutputMode,
 }
 
-fn pipeline(args: &RunArgs, stages: &[Stage]) -> Result<(), DistilDpError> {
+#[derive(Debug, Clone, Args)]
+struct GenerateArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Generate only shard I (zero-based) of N: sample indices [T*I/N, T*(I+1)/N) of the
+    /// run's T synthetic samples, into synthetic.shard-I-of-N.jsonl in the run directory
+    /// (events in metrics.shard-I-of-N.jsonl); synthetic.jsonl is not touched. Needs the
+    /// teacher stage; join the shards with `distil-dp merge --shards N`.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
+}
+
+#[derive(Debug, Clone, Args)]
+struct MergeArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// How many shards the corpus was generated in (the N of `generate --shard I/N`).
+    #[arg(long, value_name = "N")]
+    shards: u64,
+}
+
+/// The run's configuration (file or defaults, then the overrides) and its directory.
+fn open_run(args: &RunArgs) -> Result<(PipelineConfig, RunDir), DistilDpError> {
     let mut overrides = args.overrides.clone();
     if let Some(b) = &args.backend {
         overrides.push(format!("backend={b}"));
@@ -64,6 +91,11 @@ fn pipeline(args: &RunArgs, stages: &[Stage]) -> Result<(), DistilDpError> {
         None => PipelineConfig::from_toml("", &overrides)?,
     };
     let dir = RunDir::open(&config)?;
+    Ok((config, dir))
+}
+
+fn pipeline(args: &RunArgs, stages: &[Stage]) -> Result<(), DistilDpError> {
+    let (config, dir) = open_run(args)?;
     let mut reporter = Reporter::new(args.output, &dir.metrics_path())?;
     let report = run(&config, stages, &mut reporter)?;
     match (report, args.output) {
@@ -91,12 +123,48 @@ fn pipeline(args: &RunArgs, stages: &[Stage]) -> Result<(), DistilDpError> {
     Ok(())
 }
 
+fn shard(args: &RunArgs, shard: Shard) -> Result<(), DistilDpError> {
+    let (config, dir) = open_run(args)?;
+    let mut reporter = Reporter::new(args.output, &dir.shard_metrics_path(shard))?;
+    let report = generate_shard(&config, shard, &mut reporter)?;
+    if args.output == OutputMode::Bars {
+        eprintln!(
+            "done: generate shard {shard}: {} samples generated, {} in {}",
+            report.generated,
+            report.written,
+            dir.synthetic_shard_path(shard).display()
+        );
+    }
+    Ok(())
+}
+
+fn merge_shards(args: &MergeArgs) -> Result<(), DistilDpError> {
+    let (config, dir) = open_run(&args.run)?;
+    let mut reporter = Reporter::new(args.run.output, &dir.metrics_path())?;
+    let report = merge(&config, args.shards, &mut reporter)?;
+    if args.run.output == OutputMode::Bars {
+        eprintln!(
+            "done: merged {} shards: {} samples in {} ({} repeats across shards dropped)",
+            report.shards,
+            report.written,
+            dir.synthetic_path().display(),
+            report.duplicates
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(a) => pipeline(a, &Stage::ALL),
         Command::Teacher(a) => pipeline(a, &[Stage::Teacher]),
-        Command::Generate(a) => pipeline(a, &[Stage::Generate]),
+        Command::Generate(GenerateArgs { run, shard: None }) => pipeline(run, &[Stage::Generate]),
+        Command::Generate(GenerateArgs {
+            run,
+            shard: Some(s),
+        }) => shard(run, *s),
+        Command::Merge(a) => merge_shards(a),
         Command::Student(a) => pipeline(a, &[Stage::Student]),
         Command::Baselines(a) => pipeline(a, &[Stage::Baselines]),
         Command::Evaluate(a) => pipeline(a, &[Stage::Evaluate]),

@@ -4,7 +4,7 @@
 //! | stage | reads private data | privacy cost |
 //! |---|---|---|
 //! | `teacher`: label histogram + DP-SGD teacher (+ optional public pre-training) | yes | the run's ε, both together |
-//! | `generate`: synthetic corpus from the teacher | no | none (post-processing) |
+//! | `generate`: synthetic corpus from the teacher (or shard `I` of `N`: [`generate_shard`], then [`merge`]) | no | none (post-processing) |
 //! | `student`: distillation on the synthetic corpus | no | none (post-processing) |
 //! | `baselines`: DP-SGD student; DPKD (ε/2 teacher, student in the rest); hard-label student | the first two | each its own release at the run's ε |
 //! | `evaluate`: perplexities on the test split, report | the test split | not accounted: evaluation (see the report) |
@@ -39,6 +39,9 @@ use crate::split::Splits;
 
 mod baselines;
 mod evaluation;
+mod shards;
+
+pub use shards::{generate_shard, merge};
 
 /// The stages, in the order `run` takes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
