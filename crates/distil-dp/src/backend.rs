@@ -71,3 +71,18 @@ pub fn dispatch<T: BackendTask>(kind: BackendKind, task: T) -> T::Output {
         BackendKind::Cuda => task.run::<burn::backend::Cuda>(Default::default()),
     }
 }
+
+/// Device `index` of backend `B`: GPU `index` of a GPU backend, the CPU (whatever `index`)
+/// of a CPU backend.
+pub fn nth_device<B: Backend>(index: usize) -> B::Device {
+    use burn::tensor::backend::{Device, DeviceId};
+    let first = B::Device::default();
+    if index == 0 {
+        return first;
+    }
+    let id = first.to_id();
+    B::Device::from_id(DeviceId {
+        type_id: id.type_id,
+        index_id: index as u16,
+    })
+}

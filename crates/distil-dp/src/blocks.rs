@@ -84,6 +84,13 @@ impl<B: AutodiffBackend> crate::dp_train::PrivateExamples<B> for TokenBlocks<B> 
     fn records(&self) -> usize {
         self.len()
     }
+
+    fn replica(&self, device: &B::Device) -> Option<Self> {
+        Some(Self {
+            device: device.clone(),
+            ..self.clone()
+        })
+    }
 }
 
 /// The DPKD baseline's per-example loss: the distillation loss of each private row against

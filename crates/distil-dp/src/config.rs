@@ -33,6 +33,12 @@ pub struct PipelineConfig {
     /// Checkpoint every trained model every this many steps, and at its end (default 20): a
     /// killed run loses at most this many steps of work, never an accounted step.
     pub checkpoint_every: u64,
+    /// Data-parallel DP-SGD (the teacher and the DP-SGD student baseline): this many worker
+    /// threads, one per device of the backend (`cuda`: GPUs 0..workers-1; CPU backends: all
+    /// on the CPU, where they take turns and gain nothing). Default 1. Not part of the run's
+    /// identity: a run may resume with another number of workers (the samples and the noise
+    /// do not depend on it). See `docs/scaling.md`.
+    pub workers: usize,
     /// The private data.
     pub data: DataConfig,
     /// The budget of the whole run.
@@ -57,6 +63,7 @@ impl Default for PipelineConfig {
             seed: 0,
             insecure_noise_seed: None,
             checkpoint_every: 20,
+            workers: 1,
             data: DataConfig::default(),
             privacy: PrivacyConfig::default(),
             tokenizer: TokenizerConfig::default(),
@@ -379,6 +386,9 @@ impl PipelineConfig {
             return Err(bad("privacy.delta", d, "a number in (0, 1)"));
         }
         self.data.split.validate()?;
+        if self.workers == 0 || self.workers > u16::MAX as usize {
+            return Err(bad("workers", self.workers, "an integer in [1, 65535]"));
+        }
         if self.checkpoint_every == 0 {
             return Err(bad("checkpoint_every", 0, "at least 1"));
         }

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ModelConfig, TeacherConfig};
 use crate::error::DistilDpError;
 
+mod parallel;
+
 /// What one call achieved.
 #[derive(Debug)]
 pub enum Progress<M> {
@@ -118,6 +120,16 @@ fn summary(
 pub trait PrivateExamples<B: AutodiffBackend>: ExampleLoss<B, Gpt2<B>> {
     /// Number of records.
     fn records(&self) -> usize;
+
+    /// The same records and loss on `device`, for another data-parallel worker; `None`
+    /// when this loss cannot be replicated (the training then runs on one worker).
+    fn replica(&self, device: &B::Device) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        let _ = device;
+        None
+    }
 }
 
 /// Settings of one DP-SGD training.
@@ -137,6 +149,10 @@ pub struct DpTraining<'a> {
     pub insecure_noise_seed: Option<u64>,
     /// Checkpoint every this many steps (and at the end).
     pub checkpoint_every: u64,
+    /// Data-parallel workers: threads of this process, one per device of the backend
+    /// (device `k` for worker `k`; the CPU for every worker of a CPU backend). 1: no
+    /// collective at all. See `docs/scaling.md`.
+    pub workers: usize,
 }
 
 /// Trains `model` with DP-SGD on `data` until the planned steps are taken, resuming from the
@@ -146,10 +162,15 @@ pub struct DpTraining<'a> {
 /// planned step spend at most `epsilon`. At most `limit` steps are taken in this call
 /// (`Some(0)`: only load, e.g. to ask whether a training is complete).
 ///
-/// `log` receives one line of JSON per step (`steps`, `planned_steps`, `seconds`), with
+/// With `training.workers > 1` and a loss that can be replicated
+/// ([`PrivateExamples::replica`]), the steps run data-parallel on that many threads, one per
+/// device (`dp_optim::DataParallelTrainer`: the same ε and the same kind of update, one
+/// ledger and checkpoint); otherwise on this thread.
+///
+/// `log` receives one line of JSON per step (`steps`, `planned_steps`, `seconds`, `workers`), with
 /// `checkpoint: true` and the ε spent so far on checkpoint steps. Training losses are not
 /// logged: they are computed on private records, outside the DP guarantee.
-pub fn train<B: AutodiffBackend, L: PrivateExamples<B>>(
+pub fn train<B: AutodiffBackend, L: PrivateExamples<B> + Send>(
     training: &DpTraining<'_>,
     model: Gpt2<B>,
     data: &mut L,
@@ -187,28 +208,60 @@ pub fn train<B: AutodiffBackend, L: PrivateExamples<B>>(
         };
         (DpTrainer::after(config, rng, prior)?, model)
     };
+    let replicas: Vec<L> = if training.workers > 1 && trainer.can_step() && limit != Some(0) {
+        (1..training.workers)
+            .map(|k| data.replica(&crate::backend::nth_device::<B>(k)))
+            .collect::<Option<Vec<L>>>()
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let workers = replicas.len() + 1;
     let start = Instant::now();
-    let mut taken_now = 0u64;
-    while trainer.can_step() {
-        if limit.is_some_and(|l| taken_now >= l) {
-            break;
-        }
-        model = trainer.step(model, data).map_err(|f| f.error)?;
-        taken_now += 1;
-        let (taken, planned) = trainer.engine().steps();
-        let checkpoint = taken % training.checkpoint_every.max(1) == 0 || taken == planned;
+    let every = training.checkpoint_every.max(1);
+    let is_checkpoint = |taken: u64, planned: u64| taken.is_multiple_of(every) || taken == planned;
+    let mut report = |engine: &PrivacyEngine, checkpointed: bool| {
+        let (taken, planned) = engine.steps();
         let mut line = serde_json::json!({
             "steps": taken,
             "planned_steps": planned,
             "seconds": start.elapsed().as_secs_f64(),
+            "workers": workers,
         });
-        if checkpoint {
-            trainer.save_checkpoint(&model, dir)?;
+        if checkpointed {
             line["checkpoint"] = true.into();
-            line["epsilon"] = trainer.engine().epsilon_spent()?.into();
-            line["noise_multiplier"] = trainer.engine().noise_multiplier().into();
+            line["epsilon"] = engine.epsilon_spent()?.into();
+            line["noise_multiplier"] = engine.noise_multiplier().into();
         }
         log(line);
+        Ok::<(), DistilDpError>(())
+    };
+    if !replicas.is_empty() {
+        (trainer, model) = parallel::train_threads(
+            trainer,
+            model,
+            data,
+            replicas,
+            dir,
+            limit,
+            &is_checkpoint,
+            &mut report,
+        )?;
+    } else {
+        let mut taken_now = 0u64;
+        while trainer.can_step() {
+            if limit.is_some_and(|l| taken_now >= l) {
+                break;
+            }
+            model = trainer.step(model, data).map_err(|f| f.error)?;
+            taken_now += 1;
+            let (taken, planned) = trainer.engine().steps();
+            let checkpointed = is_checkpoint(taken, planned);
+            if checkpointed {
+                trainer.save_checkpoint(&model, dir)?;
+            }
+            report(trainer.engine(), checkpointed)?;
+        }
     }
     let done = summary(
         trainer.engine(),

@@ -85,6 +85,9 @@ pub enum DistilDpError {
         /// Where its output should be.
         path: PathBuf,
     },
+    /// A data-parallel worker thread failed outside a collective call.
+    #[error("data-parallel worker: {0}")]
+    Worker(String),
 }
 
 /// Maps an I/O error on `path` to [`DistilDpError::Io`].

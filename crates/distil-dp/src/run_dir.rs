@@ -53,7 +53,10 @@ impl RunDir {
             let old = PipelineConfig::from_toml(&old, &[]).map_err(|e| DistilDpError::Config {
                 message: format!("{}: {e}", path.display()),
             })?;
-            if &old != config {
+            // the number of workers may change between resumptions (not the run's identity)
+            let mut same = old.clone();
+            same.workers = config.workers;
+            if &same != config {
                 return Err(DistilDpError::RunMismatch {
                     path,
                     detail: first_difference(&old.to_toml(), &text),

@@ -91,6 +91,7 @@ fn mistakes_are_named() {
         ("", &["seed=1", "seed.x=1"][..], "parents are tables"),
         ("", &["seed.x=1"][..], "seed"),
         ("", &["checkpoint_every=0"][..], "checkpoint_every"),
+        ("", &["workers=0"][..], "workers"),
         ("", &["student.loss.alpha=0.5"][..], "student.loss.alpha"),
     ] {
         let e = err(text, overrides);

@@ -15,8 +15,18 @@ use dp_optim::ClippingPath;
 
 type B = Autodiff<Flex>;
 
-#[test]
-fn an_interrupted_run_resumes_exactly_and_accounts_every_step_once() {
+/// The tiny teacher, its data, a prior release and a run directory.
+struct Setup {
+    _tmp: tempfile::TempDir,
+    config: PipelineConfig,
+    dir: RunDir,
+    tok: causal_lm::Tokenizer,
+    data: TokenBlocks<B>,
+    initial: Gpt2<B>,
+    prior: PrivacyLedger,
+}
+
+fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let mut config = PipelineConfig {
         output_dir: tmp.path().join("run"),
@@ -39,7 +49,7 @@ fn an_interrupted_run_resumes_exactly_and_accounts_every_step_once() {
         .map(|r| r.text)
         .collect();
     let device = Default::default();
-    let mut data = TokenBlocks::<B>::new(&tok, &texts, 32, &device).unwrap();
+    let data = TokenBlocks::<B>::new(&tok, &texts, 32, &device).unwrap();
     let initial: Gpt2<B> = fresh_model(
         &config.teacher.model,
         tok.vocab_size(),
@@ -49,7 +59,6 @@ fn an_interrupted_run_resumes_exactly_and_accounts_every_step_once() {
         &device,
     )
     .unwrap();
-    let (ids, _) = data.rows(&[0]);
     let mut prior = PrivacyLedger::new();
     prior
         .record(
@@ -59,7 +68,19 @@ fn an_interrupted_run_resumes_exactly_and_accounts_every_step_once() {
             },
         )
         .unwrap();
-    let training = DpTraining {
+    Setup {
+        _tmp: tmp,
+        config,
+        dir,
+        tok,
+        data,
+        initial,
+        prior,
+    }
+}
+
+fn training(config: &PipelineConfig, workers: usize) -> DpTraining<'_> {
+    DpTraining {
         label: "teacher",
         settings: &config.teacher,
         epsilon: 2.0,
@@ -67,7 +88,35 @@ fn an_interrupted_run_resumes_exactly_and_accounts_every_step_once() {
         accountant: config.privacy.accountant,
         insecure_noise_seed: Some(5),
         checkpoint_every: 2,
-    };
+        workers,
+    }
+}
+
+fn logits(model: &Gpt2<B>, data: &TokenBlocks<B>) -> Vec<f32> {
+    let (ids, _) = data.rows(&[0, 1]);
+    model
+        .valid()
+        .forward_lm(ids.inner(), None, false)
+        .logits
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn an_interrupted_run_resumes_exactly_and_accounts_every_step_once() {
+    let Setup {
+        config,
+        dir,
+        tok,
+        mut data,
+        initial,
+        prior,
+        ..
+    } = setup();
+    let device = Default::default();
+    let (ids, _) = data.rows(&[0]);
+    let training = training(&config, 1);
     let mut lines = Vec::new();
     let mut log = |v: serde_json::Value| lines.push(v);
 
@@ -154,4 +203,102 @@ fn an_interrupted_run_resumes_exactly_and_accounts_every_step_once() {
         lines.iter().all(|l| !l.to_string().contains("Business")),
         "no data in logs"
     );
+}
+
+#[test]
+fn several_workers_train_one_model_with_one_ledger_and_resume_with_another_count() {
+    let Setup {
+        config,
+        dir,
+        tok,
+        mut data,
+        initial,
+        prior,
+        ..
+    } = setup();
+    let mut workers = Vec::new();
+    let mut log = |v: serde_json::Value| workers.push(v["workers"].as_u64().unwrap());
+    let two = training(&config, 2);
+    let (Progress::Done(a), whole) = train(
+        &two,
+        initial.clone(),
+        &mut data,
+        prior.clone(),
+        &dir.model_dir("two"),
+        None,
+        &mut log,
+    )
+    .unwrap() else {
+        panic!("done");
+    };
+    // the same budget, sigma, q and steps as one worker: the same ledger and epsilon
+    let (Progress::Done(_), single) = train(
+        &training(&config, 1),
+        initial.clone(),
+        &mut data,
+        prior.clone(),
+        &dir.model_dir("one"),
+        None,
+        &mut log,
+    )
+    .unwrap() else {
+        panic!("done");
+    };
+    assert_eq!(whole.ledger, single.ledger);
+    assert_eq!(whole.epsilon, single.epsilon);
+    assert!(whole.epsilon <= 2.0);
+    // paused after 3 steps with 2 workers, resumed with 3: the model of the uninterrupted
+    // 2-worker run (the key decides the samples, worker 0's stream the noise)
+    let parts = dir.model_dir("parts");
+    let paused = train(
+        &two,
+        initial.clone(),
+        &mut data,
+        prior.clone(),
+        &parts,
+        Some(3),
+        &mut log,
+    )
+    .unwrap();
+    assert!(matches!(paused.0, Progress::Paused { taken: 3, .. }));
+    let other = fresh_model(
+        &config.teacher.model,
+        tok.vocab_size(),
+        tok.eos_id(),
+        32,
+        2,
+        &Default::default(),
+    )
+    .unwrap();
+    let (Progress::Done(b), resumed) = train(
+        &training(&config, 3),
+        other,
+        &mut data,
+        prior.clone(),
+        &parts,
+        None,
+        &mut log,
+    )
+    .unwrap() else {
+        panic!("resumed to the end");
+    };
+    assert_eq!(resumed.ledger, whole.ledger, "every step counted once");
+    let steps = whole.planned_steps as usize;
+    let expected: Vec<u64> = [
+        vec![2; steps],
+        vec![1; steps],
+        vec![2; 3],
+        vec![3; steps - 3],
+    ]
+    .concat();
+    assert_eq!(workers, expected, "the workers each step ran on");
+    let (la, lb) = (logits(&a, &data), logits(&b, &data));
+    let worst = la
+        .iter()
+        .zip(&lb)
+        .map(|(x, y)| (x - y).abs() / (1.0 + x.abs()))
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-4, "2 workers vs 2 then 3: {worst}");
+    let lone = logits(&initial, &data);
+    assert!(la.iter().zip(&lone).any(|(x, y)| x != y), "it trained");
 }

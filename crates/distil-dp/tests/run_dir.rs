@@ -20,6 +20,9 @@ fn a_run_directory_keeps_its_config_and_refuses_another() {
     let saved = std::fs::read_to_string(dir.config_path()).unwrap();
     assert_eq!(PipelineConfig::from_toml(&saved, &[]).unwrap(), c);
     RunDir::open(&c).expect("the same config resumes");
+    let mut more_workers = c.clone();
+    more_workers.workers = 4;
+    RunDir::open(&more_workers).expect("the number of workers is not the run's identity");
     let mut other = c.clone();
     other.privacy.epsilon = 8.0;
     let e = RunDir::open(&other).unwrap_err().to_string();

@@ -120,6 +120,15 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> DpTrainer<B, M> {
         })
     }
 
+    /// The configuration this trainer runs (as given, or as saved in its checkpoint).
+    pub fn config(&self) -> TrainerConfig {
+        TrainerConfig {
+            engine: self.engine.state().config.clone(),
+            optimizer: self.optimizer_config.clone(),
+            schedule: self.schedule.clone(),
+        }
+    }
+
     /// The privacy engine (σ, q, steps, ledger, ε spent).
     pub fn engine(&self) -> &PrivacyEngine {
         &self.engine

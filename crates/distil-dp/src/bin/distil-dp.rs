@@ -54,6 +54,10 @@ struct RunArgs {
     /// Shorthand for `--set backend=NAME` (flex, ndarray; cuda with the `cuda` feature).
     #[arg(long)]
     backend: Option<String>,
+    /// Shorthand for `--set workers=N`: data-parallel DP-SGD on N threads, one per device
+    /// (with `--backend cuda`: GPUs 0..N-1); a run may resume with another N.
+    #[arg(long)]
+    workers: Option<usize>,
     /// Progress display: bars (stderr), quiet, or json (one event per line on stdout).
     #[arg(long, value_enum, default_value_t = OutputMode::Bars)]
     output: OutputMode,
@@ -83,6 +87,9 @@ struct MergeArgs {
 /// The run's configuration (file or defaults, then the overrides) and its directory.
 fn open_run(args: &RunArgs) -> Result<(PipelineConfig, RunDir), DistilDpError> {
     let mut overrides = args.overrides.clone();
+    if let Some(n) = args.workers {
+        overrides.push(format!("workers={n}"));
+    }
     if let Some(b) = &args.backend {
         overrides.push(format!("backend={b}"));
     }

@@ -527,7 +527,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
     /// One DP-SGD training (the teacher or a baseline): trained when its stage runs, else
     /// loaded (and refused when incomplete).
     #[allow(clippy::too_many_arguments)]
-    fn dp_train<L: crate::dp_train::PrivateExamples<B>>(
+    fn dp_train<L: crate::dp_train::PrivateExamples<B> + Send>(
         &mut self,
         name: &str,
         dir_name: &str,
@@ -551,6 +551,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
                 .insecure_noise_seed
                 .map(|s| s.wrapping_add(noise_tag.wrapping_mul(0x9E37))),
             checkpoint_every: self.config.checkpoint_every,
+            workers: self.config.workers,
         };
         let limit = if may_train { None } else { Some(0) };
         let rep = &mut *self.rep;
