@@ -1,0 +1,158 @@
+//! Data-parallel DP-SGD of a small GPT-2 on the embedded private records, on several worker
+//! processes (one machine or several) or several threads of one process, with one ledger
+//! and one checkpoint.
+//!
+//! The tokenizer is trained on the embedded corpus's public texts only. Every worker reads
+//! the same records (it computes on its own shard of them); worker 0 holds the privacy
+//! engine, draws the noise once per step, writes `runs/dp_parallel/checkpoint` every 5 steps
+//! and prints ε at the end. Kill any worker and start the same commands again: the job
+//! resumes from the checkpoint (worker 0 must see the same `runs/dp_parallel` directory).
+//!
+//! ```sh
+//! # one process, 2 worker threads (with the `cuda` build of a program: one GPU each)
+//! cargo run --release --example dp_parallel -- --threads 2
+//! # 2 processes on this machine (or on two machines: use worker 0's address)
+//! cargo run --release --example dp_parallel -- --rank 0 --world 2 --address 127.0.0.1:29500 &
+//! cargo run --release --example dp_parallel -- --rank 1 --world 2 --address 127.0.0.1:29500
+//! ```
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use burn::backend::{Autodiff, Flex};
+use causal_lm::{Gpt2, Gpt2Config, Tokenizer, TokenizerTrainer};
+use distil_dp::blocks::TokenBlocks;
+use dp_optim::parallel::{BurnCollective, Collective, DataParallelTrainer, TcpCollective};
+use dp_optim::{DpRng, DpTrainer, EngineConfig, LrSchedule, OptimizerConfig, TrainerConfig};
+
+type B = Autodiff<Flex>;
+const BLOCK: usize = 48;
+const RECORDS: usize = 1200;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn config(records: usize) -> TrainerConfig {
+    // ε = 3, δ = 1/N, 2 epochs of Poisson batches of 48 expected records, C = 1
+    let engine = EngineConfig::new(3.0, 1.0 / records as f64, 2.0, records, 48.0, 1.0);
+    TrainerConfig {
+        engine,
+        optimizer: OptimizerConfig::AdamW {
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: 0.01,
+        },
+        schedule: LrSchedule::Constant { lr: 2e-3 },
+    }
+}
+
+/// One worker's whole job; worker 0 resumes from and writes the checkpoint.
+fn worker<C: Collective<Flex>>(
+    group: C,
+    tokenizer: &Tokenizer,
+    texts: &[String],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let rank = group.rank();
+    let world = group.world();
+    let device = Default::default();
+    let mut model_config = Gpt2Config::new(tokenizer.vocab_size(), BLOCK, 64, 2, 4);
+    model_config.eos_token_id = Some(tokenizer.eos_id());
+    let fresh: Gpt2<B> = model_config.init(&device)?;
+    let checkpoint = Path::new("runs/dp_parallel/checkpoint");
+    let (trainer, model) = if rank == 0 && dp_optim::checkpoint_exists(checkpoint) {
+        DpTrainer::load_checkpoint(checkpoint, fresh, &device)?
+    } else {
+        (
+            DpTrainer::new(config(texts.len()), DpRng::secure()?)?,
+            fresh,
+        )
+    };
+    let (mut job, mut model) = DataParallelTrainer::start(trainer, model, group)?;
+    let mut records = TokenBlocks::<B>::new(tokenizer, texts, BLOCK, &device)?;
+    let records_here = job.records();
+    println!(
+        "worker {rank}/{world}: records {}..{}, step {} of {}",
+        records_here.start,
+        records_here.end,
+        job.steps().0,
+        job.steps().1
+    );
+    let start = Instant::now();
+    while job.can_step() {
+        model = job.step(model, &mut records).map_err(|f| f.error)?;
+        let (taken, planned) = job.steps();
+        if taken % 5 == 0 || taken == planned {
+            job.save_checkpoint(&model, checkpoint)?;
+        }
+        if rank == 0 {
+            let s = job.last_step();
+            println!(
+                "step {taken}/{planned}: {} records, {} clipped; compute {:.0} ms, all-reduce {:.0} ms",
+                s.examples,
+                s.clipped,
+                s.compute.as_secs_f64() * 1e3,
+                s.communicate.as_secs_f64() * 1e3
+            );
+        }
+    }
+    if rank == 0 {
+        let engine = job.trainer().engine();
+        println!(
+            "done in {:.1} s: σ = {:.3}, q = {:.4}, ε = {:.3} at δ = {:.1e} (one ledger for all {world} workers)",
+            start.elapsed().as_secs_f64(),
+            engine.noise_multiplier(),
+            engine.sample_rate(),
+            engine.epsilon_spent()?,
+            engine.state().config.delta
+        );
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let public = distil_dp::embedded::public_texts(400);
+    let tokenizer = TokenizerTrainer::new(512).train(public.iter())?;
+    let texts: Vec<String> = distil_dp::embedded::private_records(RECORDS)
+        .into_iter()
+        .map(|r| r.text)
+        .collect();
+    let timeout = Duration::from_secs(120);
+    if let Some(n) = arg("--threads") {
+        let workers: usize = n.parse()?;
+        let errors: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|rank| {
+                    let (tokenizer, texts) = (&tokenizer, &texts);
+                    scope.spawn(move || -> Result<(), String> {
+                        let group = BurnCollective::<Flex>::register(
+                            rank,
+                            workers,
+                            Default::default(),
+                            timeout,
+                        )
+                        .map_err(|e| e.to_string())?;
+                        worker(group, tokenizer, texts).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().unwrap().err())
+                .collect()
+        });
+        if let Some(e) = errors.first() {
+            return Err(e.clone().into());
+        }
+        return Ok(());
+    }
+    let rank: usize = arg("--rank").unwrap_or_else(|| "0".into()).parse()?;
+    let world: usize = arg("--world").unwrap_or_else(|| "1".into()).parse()?;
+    let address = arg("--address").unwrap_or_else(|| "127.0.0.1:29500".into());
+    let group = TcpCollective::connect(rank, world, &address, timeout)?;
+    worker(group, &tokenizer, &texts)
+}
