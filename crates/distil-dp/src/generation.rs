@@ -10,9 +10,73 @@ use synth_gen::{
 };
 
 use crate::config::PipelineConfig;
-use crate::error::DistilDpError;
+use crate::error::{DistilDpError, io};
 use crate::histogram::LabelRelease;
-use crate::run_dir::RunDir;
+use crate::run_dir::{RunDir, write_atomic};
+
+/// What `synthetic.jsonl.done` records: the file covered every sample of the run when it
+/// held exactly these lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct CorpusDone {
+    total: u64,
+    next_index: u64,
+    written: u64,
+}
+
+fn corpus_marker(dir: &RunDir) -> std::path::PathBuf {
+    synth_gen::completion_marker(&dir.synthetic_path())
+}
+
+/// The state of `synthetic.jsonl` (a line cut short by a kill is dropped first).
+fn corpus_state(
+    config: &PipelineConfig,
+    dir: &RunDir,
+    total: u64,
+) -> Result<CorpusDone, DistilDpError> {
+    let (_, resume) = JsonlSink::open(dir.synthetic_path(), config.generation.dedup)?;
+    Ok(CorpusDone {
+        total,
+        next_index: resume.next_index,
+        written: resume.written,
+    })
+}
+
+/// Records that `synthetic.jsonl`, as it is now, covers all the run's samples (after a
+/// generation or a merge that went through every index).
+fn mark_complete(
+    config: &PipelineConfig,
+    dir: &RunDir,
+    release: &LabelRelease,
+) -> Result<(), DistilDpError> {
+    let state = corpus_state(config, dir, total_samples(release))?;
+    let json = serde_json::to_vec(&state).expect("marker serialises");
+    write_atomic(&corpus_marker(dir), &json)
+}
+
+/// Whether `synthetic.jsonl` holds the whole corpus: its highest index is the last sample's,
+/// or generation went through every sample (dropping the last ones: empty texts, or repeats
+/// with `generation.dedup`) and the file is unchanged since (`synthetic.jsonl.done`).
+pub fn corpus_complete(
+    config: &PipelineConfig,
+    dir: &RunDir,
+    release: &LabelRelease,
+) -> Result<bool, DistilDpError> {
+    let path = dir.synthetic_path();
+    if !path.exists() {
+        return Ok(false);
+    }
+    let total = total_samples(release);
+    let now = corpus_state(config, dir, total)?;
+    if now.next_index >= total {
+        return Ok(true);
+    }
+    let marker = corpus_marker(dir);
+    if !marker.exists() {
+        return Ok(false);
+    }
+    let text = std::fs::read(&marker).map_err(io(&marker))?;
+    Ok(serde_json::from_slice::<CorpusDone>(&text).is_ok_and(|done| done == now))
+}
 
 /// The released codes with their sample counts, in release order (sample `i` of the corpus
 /// belongs to the code whose counts cover `i`).
@@ -33,7 +97,9 @@ pub fn total_samples(release: &LabelRelease) -> u64 {
     release.samples.iter().map(|&s| s as u64).sum()
 }
 
-/// Samples the corpus (or the rest of it) into `synthetic.jsonl`. Generation is
+/// Samples the corpus (or the rest of it) into `synthetic.jsonl`, then records that it is
+/// complete (`synthetic.jsonl.done`, see [`corpus_complete`]; a complete corpus is not
+/// generated again). Generation is
 /// post-processing of the DP teacher: it spends no budget, and its randomness is the run's
 /// public `seed` (sample `i` from stream `i`, so a resumed corpus equals an uninterrupted
 /// one). `progress` prints samples/s and ETA on stderr.
@@ -47,8 +113,16 @@ pub fn generate_corpus<B: Backend, M: CausalLm<B>>(
     device: &B::Device,
 ) -> Result<SynthesisReport, DistilDpError> {
     let generation = &config.generation;
+    if corpus_complete(config, dir, release)? {
+        let state = corpus_state(config, dir, total_samples(release))?;
+        return Ok(SynthesisReport {
+            total: state.total,
+            generated: 0,
+            written: state.written,
+        });
+    }
     let (mut sink, resume) = JsonlSink::open(dir.synthetic_path(), generation.dedup)?;
-    Ok(synthesize(
+    let report = synthesize(
         teacher,
         tokenizer,
         &jobs(release),
@@ -60,7 +134,10 @@ pub fn generate_corpus<B: Backend, M: CausalLm<B>>(
         resume.next_index,
         progress,
         device,
-    )?)
+    )?;
+    drop(sink);
+    mark_complete(config, dir, release)?;
+    Ok(report)
 }
 
 /// Samples shard `shard` of the corpus (or the rest of it) into
@@ -114,12 +191,14 @@ pub fn merge_corpus(
     let paths = (0..count)
         .map(|i| Ok(dir.synthetic_shard_path(Shard::new(i, count)?)))
         .collect::<Result<Vec<_>, DistilDpError>>()?;
-    Ok(merge_shards(
+    let report = merge_shards(
         &paths,
         total_samples(release),
         config.generation.dedup,
         &dir.synthetic_path(),
-    )?)
+    )?;
+    mark_complete(config, dir, release)?;
+    Ok(report)
 }
 
 /// Refuses a shard count outside 1..=samples (a shard with no sample is a mistake here).

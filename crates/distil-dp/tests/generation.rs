@@ -4,7 +4,7 @@
 use burn::backend::Flex;
 use causal_lm::Gpt2Config;
 use distil_dp::config::PipelineConfig;
-use distil_dp::generation::generate_corpus;
+use distil_dp::generation::{corpus_complete, generate_corpus};
 use distil_dp::histogram::release_or_load;
 use distil_dp::prepare::{load_splits, tokenizer};
 use distil_dp::run_dir::RunDir;
@@ -50,4 +50,54 @@ fn the_corpus_is_written_and_a_rerun_completes_it_identically() {
     let again = generate_corpus(&config, &dir, &teacher, &tok, &release, false, &device).unwrap();
     assert!(again.generated > 0 && again.generated < 50);
     assert_eq!(std::fs::read_to_string(dir.synthetic_path()).unwrap(), full);
+}
+
+#[test]
+fn a_corpus_whose_last_samples_were_dropped_is_complete_and_not_generated_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = PipelineConfig {
+        output_dir: tmp.path().join("run"),
+        ..PipelineConfig::default()
+    };
+    config.tokenizer.vocab_size = 300;
+    config.generation.allocation = SampleAllocation::Uniform;
+    config.generation.batch_size = 8;
+    // greedy decoding: every sample of a code is the same text; with dedup only the first
+    // of each code is kept, so the last index of the run is always dropped
+    config.generation.sampling = synth_gen::GenerationConfig::greedy(4);
+    config.generation.dedup = true;
+    let dir = RunDir::open(&config).unwrap();
+    let tok = tokenizer(&config, &dir).unwrap();
+    let train = load_splits(&config).unwrap().train;
+    let release =
+        release_or_load(&config, &dir, &train, 40, &mut DpRng::secure().unwrap()).unwrap();
+    assert!(release.samples.iter().any(|&n| n >= 2));
+    let device = Default::default();
+    let mut teacher_config = Gpt2Config::new(tok.vocab_size(), 64, 16, 1, 2);
+    teacher_config.eos_token_id = Some(tok.eos_id());
+    let teacher = teacher_config.init::<Flex>(&device).unwrap();
+
+    assert!(
+        !corpus_complete(&config, &dir, &release).unwrap(),
+        "no file yet"
+    );
+    let report = generate_corpus(&config, &dir, &teacher, &tok, &release, false, &device).unwrap();
+    assert_eq!(report.total, 40);
+    assert!(report.written < 40, "repeats dropped: {}", report.written);
+    let text = std::fs::read_to_string(dir.synthetic_path()).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert!(
+        last["index"].as_u64().unwrap() < 39,
+        "the last sample was dropped"
+    );
+    assert!(corpus_complete(&config, &dir, &release).unwrap());
+    let again = generate_corpus(&config, &dir, &teacher, &tok, &release, false, &device).unwrap();
+    assert_eq!(
+        again.generated, 0,
+        "a complete corpus is not generated again"
+    );
+    // a file changed since (a line lost) is no longer complete
+    let fewer: String = text.lines().take(1).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.synthetic_path(), fewer).unwrap();
+    assert!(!corpus_complete(&config, &dir, &release).unwrap());
 }

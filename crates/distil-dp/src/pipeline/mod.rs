@@ -21,7 +21,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use causal_lm::{Gpt2, Tokenizer};
 use dp_accounting::PrivacyLedger;
 use dp_optim::DpRng;
-use synth_gen::{ControlCodeFormat, JsonlSink};
+use synth_gen::ControlCodeFormat;
 
 use crate::backend::{BackendKind, BackendTask, dispatch};
 use crate::blocks::TokenBlocks;
@@ -616,12 +616,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             Ok(r) => r,
             Err(_) => return Err(self.missing(Stage::Generate, path)),
         };
-        let total: usize = release.samples.iter().sum();
-        if !path.exists() {
-            return Err(self.missing(Stage::Generate, path));
-        }
-        let (_, resume) = JsonlSink::open(&path, self.config.generation.dedup)?;
-        if resume.next_index < total as u64 {
+        if !crate::generation::corpus_complete(self.config, &self.dir, &release)? {
             return Err(self.missing(Stage::Generate, path));
         }
         crate::data::read_texts(&path)
