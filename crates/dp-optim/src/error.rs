@@ -68,6 +68,18 @@ pub enum DpOptimError {
         /// What went wrong.
         message: String,
     },
+    /// Another data-parallel worker could not compute its part of a step (its own error
+    /// says why): every worker abandoned the step, nothing was applied or recorded, and the
+    /// step may be retried.
+    #[error(
+        "{workers} worker(s) could not compute their part of step {step} (see their errors); nothing was applied or recorded"
+    )]
+    WorkerFailed {
+        /// How many workers failed.
+        workers: usize,
+        /// The step (0-based) that was abandoned.
+        step: u64,
+    },
     /// The data-parallel workers of one job disagree (configuration, model size, world).
     #[error("data-parallel workers disagree: {0}")]
     WorkerMismatch(String),

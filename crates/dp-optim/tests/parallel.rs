@@ -387,6 +387,85 @@ fn a_dead_worker_fails_the_step_and_the_job_resumes_from_its_checkpoint() {
     );
 }
 
+/// [`TappedLoss`], except that its first non-empty call returns one value too many.
+struct FailsOnce<'a> {
+    inner: TappedLoss<'a>,
+    fail: bool,
+}
+
+impl ExampleLoss<B, Net<B>> for FailsOnce<'_> {
+    fn losses<T: LayerTap<B>>(&mut self, m: &Net<B>, ex: &[usize], tap: &mut T) -> Tensor<B, 1> {
+        let losses = self.inner.losses(m, ex, tap);
+        if !ex.is_empty() && std::mem::take(&mut self.fail) {
+            return Tensor::cat(vec![losses.clone(), losses.slice(0..1)], 0);
+        }
+        losses
+    }
+}
+
+#[test]
+fn a_worker_whose_loss_fails_makes_every_worker_abandon_the_step_which_can_be_retried() {
+    let d = data(N, 5, 2.0);
+    BurnCollective::<Inner>::reset();
+    let outcomes: Vec<(String, u64, usize, u64)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|rank| {
+                let d = &d;
+                scope.spawn(move || {
+                    let group = BurnCollective::<Inner>::register(
+                        rank,
+                        2,
+                        Default::default(),
+                        Duration::from_secs(60),
+                    )
+                    .unwrap();
+                    let trainer =
+                        DpTrainer::<B, Net<B>>::new(config(), DpRng::insecure_seeded(1)).unwrap();
+                    let (mut job, model) =
+                        DataParallelTrainer::start(trainer, fixed_net(), group).unwrap();
+                    let mut loss = FailsOnce {
+                        inner: TappedLoss { data: d },
+                        fail: rank == 1,
+                    };
+                    // worker 1's part of the first step with records fails
+                    let mut model = model;
+                    let error = loop {
+                        match job.step(model, &mut loss) {
+                            Ok(m) => model = m,
+                            Err(failed) => break failed,
+                        }
+                    };
+                    let failed_at = job.steps().0;
+                    let mut model = error.model;
+                    // the same step again, and the rest: every step recorded once
+                    while job.can_step() {
+                        model = job.step(model, &mut loss).map_err(|f| f.error).unwrap();
+                    }
+                    let entries = job.trainer().engine().state().ledger.entries().len();
+                    let recorded = job.trainer().engine().steps().0;
+                    let (_, group) = job.into_parts();
+                    group.finish().unwrap();
+                    (error.error.to_string(), failed_at, entries, recorded)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let (e0, at0, entries, recorded) = &outcomes[0];
+    let (e1, at1, _, _) = &outcomes[1];
+    assert!(e1.contains("the loss returned shape"), "{e1}");
+    assert!(e0.contains("1 worker(s) could not compute"), "{e0}");
+    assert_eq!(at0, at1, "both abandoned the same step");
+    // steps are merged into one ledger entry; all planned steps recorded, none twice
+    assert_eq!(*entries, 1);
+    let planned = DpTrainer::<B, Net<B>>::new(config(), DpRng::insecure_seeded(1))
+        .unwrap()
+        .engine()
+        .steps()
+        .1;
+    assert_eq!(*recorded, planned);
+}
+
 // ---- two processes on loopback ----
 
 const ROLE: &str = "DP_OPTIM_TEST_WORKER";

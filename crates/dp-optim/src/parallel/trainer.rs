@@ -378,12 +378,9 @@ where
         let mut communicate = started.elapsed();
         let counts = to_vec(total.clone().slice(self.parameters..self.parameters + 3));
         if counts[2] > 0.0 {
-            let error = local_error.unwrap_or_else(|| DpOptimError::Collective {
-                operation: "step",
-                message: format!(
-                    "{} worker(s) could not compute their part of step {} (see their errors); nothing was applied or recorded",
-                    counts[2], self.steps_taken
-                ),
+            let error = local_error.unwrap_or(DpOptimError::WorkerFailed {
+                workers: counts[2] as usize,
+                step: self.steps_taken,
             });
             return Err(Failed { model, error });
         }
