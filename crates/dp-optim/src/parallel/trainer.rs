@@ -323,6 +323,7 @@ where
         match self.try_step(model, loss) {
             Ok(model) => Ok(model),
             Err(failed) => {
+                // (a failure after the step's all-reduce has set `broken` already)
                 if matches!(failed.error, DpOptimError::Collective { .. }) {
                     self.broken = true;
                 }
@@ -384,6 +385,9 @@ where
             });
             return Err(Failed { model, error });
         }
+        // From here on the workers are in lockstep on a step that every worker will apply:
+        // any failure leaves them out of step, and the job must restart.
+        self.broken = true;
         let model = if lead {
             let divisor = self.sampler.expected_batch_size();
             let update = unflatten_grads::<B, M>(&model, total.slice(0..self.parameters) / divisor);
@@ -412,6 +416,7 @@ where
         } else {
             load_params::<B, M>(model, params)
         };
+        self.broken = false;
         self.steps_taken += 1;
         self.last = StepStats {
             examples: counts[0] as u64,
