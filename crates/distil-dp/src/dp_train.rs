@@ -2,12 +2,13 @@
 //! (the teacher) and the DP-SGD student baseline.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use causal_lm::{Gpt2, Gpt2Config};
 use dp_accounting::PrivacyLedger;
+use dp_optim::parallel::TcpCollective;
 use dp_optim::{DpRng, DpTrainer, EngineConfig, ExampleLoss, PrivacyEngine, TrainerConfig};
 use serde::{Deserialize, Serialize};
 
@@ -153,6 +154,103 @@ pub struct DpTraining<'a> {
     /// (device `k` for worker `k`; the CPU for every worker of a CPU backend). 1: no
     /// collective at all. See `docs/scaling.md`.
     pub workers: usize,
+    /// Worker 0 of a training spread over processes (the others run [`follow`]); exclusive
+    /// with `workers > 1`.
+    pub processes: Option<&'a Processes>,
+}
+
+/// This process's place in a DP-SGD training spread over several processes (possibly on
+/// several machines): worker `rank` of `world`, meeting at worker 0's `address`
+/// (`host:port`, which worker 0 listens on) through `dp_optim::parallel::TcpCollective`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processes {
+    /// This process's rank, `< world`; 0 keeps the ledger and the checkpoint.
+    pub rank: usize,
+    /// Number of processes, `>= 2`.
+    pub world: usize,
+    /// Worker 0's `host:port`.
+    pub address: String,
+    /// How long to wait for the other processes: to connect, and in every step.
+    pub timeout: Duration,
+}
+
+impl Processes {
+    /// Refuses `world < 2`, `rank >= world` and an empty address, naming the argument.
+    pub fn validate(&self) -> Result<(), DistilDpError> {
+        if self.world < 2 {
+            return Err(DistilDpError::InvalidArgument {
+                field: "world",
+                value: self.world.to_string(),
+                expected: "an integer >= 2 (the number of processes)",
+            });
+        }
+        if self.rank >= self.world {
+            return Err(DistilDpError::InvalidArgument {
+                field: "rank",
+                value: self.rank.to_string(),
+                expected: "an integer in [0, world)",
+            });
+        }
+        if self.address.is_empty() {
+            return Err(DistilDpError::InvalidArgument {
+                field: "address",
+                value: String::new(),
+                expected: "worker 0's host:port",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The DP-SGD configuration of `training` over `records` records.
+fn trainer_config(training: &DpTraining<'_>, records: usize) -> TrainerConfig {
+    let s = training.settings;
+    let mut engine = EngineConfig::new(
+        training.epsilon,
+        training.delta,
+        s.epochs,
+        records,
+        s.expected_batch_size,
+        s.max_grad_norm,
+    );
+    engine.accountant = training.accountant;
+    engine.clipping = s.clipping;
+    engine.clipping_path = s.clipping_path;
+    engine.physical_batch_size = s.physical_batch_size;
+    TrainerConfig {
+        engine,
+        optimizer: s.optimizer.clone(),
+        schedule: s.schedule.clone(),
+    }
+}
+
+/// Worker `processes.rank` (not 0) of a training that worker 0 runs with [`train`]: joins
+/// it, takes part in every remaining step on its shard of `data`, and returns the steps it
+/// took part in. It keeps nothing: worker 0 holds the ledger and writes the checkpoint, and
+/// sends this worker its parameters, step count and sampling key at the start.
+pub fn follow<B: AutodiffBackend, L: PrivateExamples<B>>(
+    training: &DpTraining<'_>,
+    processes: &Processes,
+    model: Gpt2<B>,
+    data: &mut L,
+) -> Result<u64, DistilDpError> {
+    processes.validate()?;
+    if processes.rank == 0 {
+        return Err(DistilDpError::InvalidArgument {
+            field: "rank",
+            value: "0".into(),
+            expected: "a rank >= 1 (worker 0 runs the training itself)",
+        });
+    }
+    let group = TcpCollective::connect(
+        processes.rank,
+        processes.world,
+        &processes.address,
+        processes.timeout,
+    )?
+    .with_timeout(processes.timeout)?;
+    let trainer = DpTrainer::new(trainer_config(training, data.records()), DpRng::secure()?)?;
+    Ok(parallel::follow(trainer, model, data, group, None)?.0)
 }
 
 /// Trains `model` with DP-SGD on `data` until the planned steps are taken, resuming from the
@@ -179,44 +277,42 @@ pub fn train<B: AutodiffBackend, L: PrivateExamples<B> + Send>(
     limit: Option<u64>,
     log: &mut dyn FnMut(serde_json::Value),
 ) -> Result<(Progress<Gpt2<B>>, DpSummary), DistilDpError> {
-    let s = training.settings;
     let device = model.devices().into_iter().next().unwrap_or_default();
     let prior_entries = prior.entries().len();
     let (mut trainer, mut model) = if dp_optim::checkpoint_exists(dir) {
         DpTrainer::<B, Gpt2<B>>::load_checkpoint(dir, model, &device)?
     } else {
-        let mut engine = EngineConfig::new(
-            training.epsilon,
-            training.delta,
-            s.epochs,
-            data.records(),
-            s.expected_batch_size,
-            s.max_grad_norm,
-        );
-        engine.accountant = training.accountant;
-        engine.clipping = s.clipping;
-        engine.clipping_path = s.clipping_path;
-        engine.physical_batch_size = s.physical_batch_size;
         let rng = match training.insecure_noise_seed {
             Some(seed) => DpRng::insecure_seeded(seed),
             None => DpRng::secure()?,
         };
-        let config = TrainerConfig {
-            engine,
-            optimizer: s.optimizer.clone(),
-            schedule: s.schedule.clone(),
-        };
+        let config = trainer_config(training, data.records());
         (DpTrainer::after(config, rng, prior)?, model)
     };
-    let replicas: Vec<L> = if training.workers > 1 && trainer.can_step() && limit != Some(0) {
-        (1..training.workers)
-            .map(|k| data.replica(&crate::backend::nth_device::<B>(k)))
-            .collect::<Option<Vec<L>>>()
-            .unwrap_or_default()
-    } else {
-        Vec::new()
+    let processes = match training.processes {
+        Some(p) if limit != Some(0) => {
+            p.validate()?;
+            if p.rank != 0 || training.workers > 1 {
+                return Err(DistilDpError::InvalidArgument {
+                    field: "rank",
+                    value: format!("{} (with workers = {})", p.rank, training.workers),
+                    expected: "rank 0 and workers = 1 for the process that trains (the others follow)",
+                });
+            }
+            Some(p)
+        }
+        _ => None,
     };
-    let workers = replicas.len() + 1;
+    let replicas: Vec<L> =
+        if processes.is_none() && training.workers > 1 && trainer.can_step() && limit != Some(0) {
+            (1..training.workers)
+                .map(|k| data.replica(&crate::backend::nth_device::<B>(k)))
+                .collect::<Option<Vec<L>>>()
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+    let workers = processes.map_or(replicas.len() + 1, |p| p.world);
     let start = Instant::now();
     let every = training.checkpoint_every.max(1);
     let is_checkpoint = |taken: u64, planned: u64| taken.is_multiple_of(every) || taken == planned;
@@ -236,7 +332,21 @@ pub fn train<B: AutodiffBackend, L: PrivateExamples<B> + Send>(
         log(line);
         Ok::<(), DistilDpError>(())
     };
-    if !replicas.is_empty() {
+    if let Some(p) = processes {
+        // connect even when nothing is left to train: the others then learn it and stop
+        let group =
+            TcpCollective::connect(0, p.world, &p.address, p.timeout)?.with_timeout(p.timeout)?;
+        ((trainer, model), _) = parallel::lead(
+            trainer,
+            model,
+            data,
+            group,
+            dir,
+            limit,
+            &is_checkpoint,
+            &mut report,
+        )?;
+    } else if !replicas.is_empty() {
         (trainer, model) = parallel::train_threads(
             trainer,
             model,

@@ -29,10 +29,12 @@ pub struct RunDir {
     root: PathBuf,
 }
 
-/// Writes `contents` to `path` atomically (temporary sibling, then rename).
+/// Writes `contents` to `path` atomically (temporary sibling, then rename). The temporary
+/// name holds the process id, so that processes sharing the run directory (the workers of a
+/// multi-process teacher writing the same config) never rename each other's file.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), DistilDpError> {
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
+    tmp.push(format!(".partial-{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
     fs::write(&tmp, contents).map_err(io(&tmp))?;
     fs::rename(&tmp, path).map_err(io(path))
@@ -111,6 +113,12 @@ impl RunDir {
     /// `metrics.jsonl`.
     pub fn metrics_path(&self) -> PathBuf {
         self.root.join("metrics.jsonl")
+    }
+
+    /// `metrics.worker-R.jsonl`: the events of worker `R ≥ 1` of a teacher trained on
+    /// several processes.
+    pub fn worker_metrics_path(&self, rank: usize) -> PathBuf {
+        self.root.join(format!("metrics.worker-{rank}.jsonl"))
     }
 
     /// `metrics.shard-I-of-N.jsonl`: the events of shard `I`'s generation. Shards running at

@@ -89,6 +89,7 @@ fn training(config: &PipelineConfig, workers: usize) -> DpTraining<'_> {
         insecure_noise_seed: Some(5),
         checkpoint_every: 2,
         workers,
+        processes: None,
     }
 }
 

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use distil_dp::DistilDpError;
 use distil_dp::config::PipelineConfig;
+use distil_dp::dp_train::Processes;
 use distil_dp::eval::{EvalArgs, evaluate};
-use distil_dp::pipeline::{Stage, generate_shard, merge, run};
+use distil_dp::pipeline::{Stage, generate_shard, merge, run, run_with, teacher_worker};
 use distil_dp::progress::{OutputMode, Reporter};
 use distil_dp::run_dir::RunDir;
 use synth_gen::Shard;
@@ -25,8 +26,9 @@ enum Command {
     /// Every stage: teacher, generate, student, baselines, evaluate. Rerunning the same
     /// command resumes a killed run.
     Run(RunArgs),
-    /// Stage 1: the DP label histogram and the DP-SGD teacher.
-    Teacher(RunArgs),
+    /// Stage 1: the DP label histogram and the DP-SGD teacher (with `--world N`, its DP-SGD
+    /// spread over N processes).
+    Teacher(TeacherArgs),
     /// Stage 2: the synthetic corpus from the DP teacher (with `--shard I/N`, one shard of
     /// it; `merge` joins the shards).
     Generate(GenerateArgs),
@@ -82,6 +84,58 @@ struct MergeArgs {
     /// How many shards the corpus was generated in (the N of `generate --shard I/N`).
     #[arg(long, value_name = "N")]
     shards: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+struct TeacherArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Spread the teacher's DP-SGD over N processes (possibly on N machines), started with the
+    /// same command and configuration, each with its own --rank; the run directory must be
+    /// shared (worker 0 writes it; the others read its tokenizer).
+    #[arg(long, value_name = "N", requires_all = ["rank", "address"])]
+    world: Option<usize>,
+    /// This process's rank in 0..N; 0 runs the stage (label histogram, ledger, checkpoint),
+    /// the others only take part in the DP-SGD steps.
+    #[arg(long, requires = "world")]
+    rank: Option<usize>,
+    /// Worker 0's host:port (worker 0 listens on it; the others connect to it).
+    #[arg(long, value_name = "HOST:PORT", requires = "world")]
+    address: Option<String>,
+    /// Seconds to wait for the other processes (to connect, and in each step).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    timeout: u64,
+}
+
+fn teacher(args: &TeacherArgs) -> Result<(), DistilDpError> {
+    let (Some(world), Some(rank), Some(address)) = (args.world, args.rank, &args.address) else {
+        return pipeline(&args.run, &[Stage::Teacher]);
+    };
+    let processes = Processes {
+        rank,
+        world,
+        address: address.clone(),
+        timeout: std::time::Duration::from_secs(args.timeout),
+    };
+    processes.validate()?;
+    let (config, dir) = open_run(&args.run)?;
+    if rank == 0 {
+        let mut reporter = Reporter::new(args.run.output, &dir.metrics_path())?;
+        run_with(&config, &[Stage::Teacher], &mut reporter, Some(&processes))?;
+        if args.run.output != OutputMode::Quiet && args.run.output != OutputMode::Json {
+            eprintln!(
+                "done: teacher on {world} processes (run directory {})",
+                dir.root().display()
+            );
+        }
+    } else {
+        let mut reporter = Reporter::new(args.run.output, &dir.worker_metrics_path(rank))?;
+        teacher_worker(&config, &processes, &mut reporter)?;
+        if args.run.output != OutputMode::Quiet && args.run.output != OutputMode::Json {
+            eprintln!("done: teacher worker {rank} of {world}");
+        }
+    }
+    Ok(())
 }
 
 /// The run's configuration (file or defaults, then the overrides) and its directory.
@@ -165,7 +219,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(a) => pipeline(a, &Stage::ALL),
-        Command::Teacher(a) => pipeline(a, &[Stage::Teacher]),
+        Command::Teacher(a) => teacher(a),
         Command::Generate(GenerateArgs { run, shard: None }) => pipeline(run, &[Stage::Generate]),
         Command::Generate(GenerateArgs {
             run,

@@ -1,12 +1,13 @@
-//! DP-SGD on several devices of one process: one thread per device, each a worker of a
-//! [`DataParallelTrainer`]; worker 0 (the calling thread) keeps the ledger and checkpoints.
+//! Data-parallel DP-SGD through [`DataParallelTrainer`]: worker 0 ([`lead`]) keeps the
+//! ledger and checkpoints; the other workers ([`follow`]) only compute. Workers are threads
+//! of this process, one per device ([`train_threads`]), or processes ([`super::Processes`]).
 
 use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
 use causal_lm::Gpt2;
-use dp_optim::parallel::{BurnCollective, DEFAULT_TIMEOUT, DataParallelTrainer};
+use dp_optim::parallel::{BurnCollective, Collective, DEFAULT_TIMEOUT, DataParallelTrainer};
 use dp_optim::{DpRng, DpTrainer, PrivacyEngine};
 
 use super::PrivateExamples;
@@ -16,11 +17,69 @@ use crate::error::DistilDpError;
 /// Worker 0's trainer (the job's ledger) and model.
 type Trained<B> = (DpTrainer<B, Gpt2<B>>, Gpt2<B>);
 
+/// Worker 0: joins `group` with the job's `trainer` and `model`, takes the remaining steps
+/// (at most `limit`), checkpoints to `dir` after the steps `is_checkpoint(taken, planned)`
+/// names, and calls `report` after every step.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn lead<B, L, C>(
+    trainer: DpTrainer<B, Gpt2<B>>,
+    model: Gpt2<B>,
+    data: &mut L,
+    group: C,
+    dir: &Path,
+    limit: Option<u64>,
+    is_checkpoint: &dyn Fn(u64, u64) -> bool,
+    report: &mut dyn FnMut(&PrivacyEngine, bool) -> Result<(), DistilDpError>,
+) -> Result<(Trained<B>, C), DistilDpError>
+where
+    B: AutodiffBackend,
+    L: PrivateExamples<B>,
+    C: Collective<B::InnerBackend>,
+{
+    let (mut job, mut model) = DataParallelTrainer::start(trainer, model, group)?;
+    let mut taken_now = 0u64;
+    while job.can_step() && limit.is_none_or(|l| taken_now < l) {
+        model = job.step(model, data).map_err(|f| f.error)?;
+        taken_now += 1;
+        let (taken, planned) = job.steps();
+        let checkpointed = is_checkpoint(taken, planned);
+        if checkpointed {
+            job.save_checkpoint(&model, dir)?;
+        }
+        report(job.trainer().engine(), checkpointed)?;
+    }
+    let (trainer, group) = job.into_parts();
+    Ok(((trainer, model), group))
+}
+
+/// Any other worker: joins `group` (its `trainer` built from the job's configuration, its
+/// `model` of the job's architecture) and takes part in the remaining steps (at most
+/// `limit`); returns how many.
+pub(super) fn follow<B, L, C>(
+    trainer: DpTrainer<B, Gpt2<B>>,
+    model: Gpt2<B>,
+    data: &mut L,
+    group: C,
+    limit: Option<u64>,
+) -> Result<(u64, C), DistilDpError>
+where
+    B: AutodiffBackend,
+    L: PrivateExamples<B>,
+    C: Collective<B::InnerBackend>,
+{
+    let (mut job, mut model) = DataParallelTrainer::start(trainer, model, group)?;
+    let mut taken_now = 0u64;
+    while job.can_step() && limit.is_none_or(|l| taken_now < l) {
+        model = job.step(model, data).map_err(|f| f.error)?;
+        taken_now += 1;
+    }
+    let (_, group) = job.into_parts();
+    Ok((taken_now, group))
+}
+
 /// Runs the training's remaining steps (at most `limit`) on `replicas.len() + 1` workers:
-/// this thread with `data` on the model's device, and one thread per replica on devices
-/// `1..`. `is_checkpoint(taken, planned)` says after which steps worker 0 checkpoints to
-/// `dir`; `report` is called after every step on worker 0. Returns worker 0's trainer (the
-/// job's ledger) and model.
+/// this thread with `data` on the model's device ([`lead`]), and one thread per replica on
+/// devices `1..` ([`follow`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn train_threads<B, L>(
     trainer: DpTrainer<B, Gpt2<B>>,
@@ -59,14 +118,8 @@ where
                         )?;
                         // this worker's stream is never used for a release: worker 0's is
                         let trainer = DpTrainer::<B, Gpt2<B>>::new(config, DpRng::secure()?)?;
-                        let (mut job, mut model) =
-                            DataParallelTrainer::start(trainer, replica_model, group)?;
-                        let mut taken_now = 0u64;
-                        while job.can_step() && limit.is_none_or(|l| taken_now < l) {
-                            model = job.step(model, &mut replica).map_err(|f| f.error)?;
-                            taken_now += 1;
-                        }
-                        let (_, group) = job.into_parts();
+                        let (_, group) =
+                            follow(trainer, replica_model, &mut replica, group, limit)?;
                         group.finish()?;
                         Ok(())
                     })();
@@ -78,30 +131,27 @@ where
                 })
             })
             .collect();
-        let lead = (|| -> Result<_, DistilDpError> {
+        let result = (|| -> Result<_, DistilDpError> {
             let group = Group::<B>::register(
                 0,
                 workers,
                 nth_device::<B::InnerBackend>(0),
                 DEFAULT_TIMEOUT,
             )?;
-            let (mut job, mut model) = DataParallelTrainer::start(trainer, model, group)?;
-            let mut taken_now = 0u64;
-            while job.can_step() && limit.is_none_or(|l| taken_now < l) {
-                model = job.step(model, data).map_err(|f| f.error)?;
-                taken_now += 1;
-                let (taken, planned) = job.steps();
-                let checkpointed = is_checkpoint(taken, planned);
-                if checkpointed {
-                    job.save_checkpoint(&model, dir)?;
-                }
-                report(job.trainer().engine(), checkpointed)?;
-            }
-            let (trainer, group) = job.into_parts();
+            let (done, group) = lead(
+                trainer,
+                model,
+                data,
+                group,
+                dir,
+                limit,
+                is_checkpoint,
+                report,
+            )?;
             group.finish()?;
-            Ok((trainer, model))
+            Ok(done)
         })();
-        if lead.is_err() {
+        if result.is_err() {
             Group::<B>::reset();
         }
         let mut failure = None;
@@ -116,7 +166,7 @@ where
                 }
             }
         }
-        let done = lead?;
+        let done = result?;
         match failure {
             Some(e) => Err(e),
             None => Ok(done),

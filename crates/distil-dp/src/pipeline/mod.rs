@@ -27,7 +27,7 @@ use crate::backend::{BackendKind, BackendTask, dispatch};
 use crate::blocks::TokenBlocks;
 use crate::config::{ModelConfig, PipelineConfig, StudentConfig};
 use crate::distill::distill;
-use crate::dp_train::{DpSummary, DpTraining, Progress, fresh_model, train};
+use crate::dp_train::{DpSummary, DpTraining, Processes, Progress, fresh_model, train};
 use crate::error::DistilDpError;
 use crate::histogram::{LabelRelease, release_or_load};
 use crate::prepare::{load_splits, tokenizer};
@@ -114,7 +114,22 @@ pub fn run(
     stages: &[Stage],
     reporter: &mut Reporter,
 ) -> Result<Option<Report>, DistilDpError> {
+    run_with(config, stages, reporter, None)
+}
+
+/// [`run`], this process being worker 0 of a teacher trained on several processes
+/// (`processes`; the others run [`teacher_worker`]): the teacher stage's DP-SGD steps are
+/// spread over them, everything else runs here.
+pub fn run_with(
+    config: &PipelineConfig,
+    stages: &[Stage],
+    reporter: &mut Reporter,
+    processes: Option<&Processes>,
+) -> Result<Option<Report>, DistilDpError> {
     config.validate()?;
+    if let Some(p) = processes {
+        p.validate()?;
+    }
     let kind = BackendKind::parse(&config.backend).expect("validated");
     dispatch(
         kind,
@@ -122,22 +137,72 @@ pub fn run(
             config,
             stages,
             reporter,
+            processes,
+            follow: false,
         },
     )
+    .map(|done| done.flatten())
+}
+
+/// Worker `processes.rank` (≥ 1) of a teacher trained on several processes: waits for worker
+/// 0 to prepare the run directory (its `tokenizer.json`; the run directory must be shared,
+/// e.g. a network volume), builds the same training data and architecture, and takes part in
+/// every remaining DP-SGD step of the teacher. It writes nothing but its events (to
+/// `reporter`) and releases nothing: worker 0 holds the ledger and the checkpoint.
+pub fn teacher_worker(
+    config: &PipelineConfig,
+    processes: &Processes,
+    reporter: &mut Reporter,
+) -> Result<(), DistilDpError> {
+    config.validate()?;
+    processes.validate()?;
+    let dir = RunDir::open(config)?;
+    let tokenizer = dir.tokenizer_path();
+    let waited = std::time::Instant::now();
+    while !tokenizer.exists() {
+        if waited.elapsed() > processes.timeout {
+            return Err(DistilDpError::Worker(format!(
+                "{} did not appear within {:.0} s: worker 0 creates it when it starts; the run directory must be the one worker 0 uses (a shared volume)",
+                tokenizer.display(),
+                processes.timeout.as_secs_f64()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let kind = BackendKind::parse(&config.backend).expect("validated");
+    dispatch(
+        kind,
+        Task {
+            config,
+            stages: &[Stage::Teacher],
+            reporter,
+            processes: Some(processes),
+            follow: true,
+        },
+    )
+    .map(|_| ())
 }
 
 struct Task<'a> {
     config: &'a PipelineConfig,
     stages: &'a [Stage],
     reporter: &'a mut Reporter,
+    processes: Option<&'a Processes>,
+    /// Only follow the teacher's training as worker `processes.rank`.
+    follow: bool,
 }
 
 impl BackendTask for Task<'_> {
-    type Output = Result<Option<Report>, DistilDpError>;
+    type Output = Result<Option<Option<Report>>, DistilDpError>;
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let mut ctx = Ctx::<Autodiff<B>>::new(self.config, self.stages, self.reporter, device)?;
-        ctx.run()
+        ctx.processes = self.processes;
+        if self.follow {
+            ctx.follow_teacher()?;
+            return Ok(None);
+        }
+        ctx.run().map(Some)
     }
 }
 
@@ -153,6 +218,8 @@ struct Ctx<'a, B: AutodiffBackend> {
     device: B::Device,
     /// The label release once made or loaded.
     release: Option<LabelRelease>,
+    /// The teacher's DP-SGD is spread over these processes.
+    processes: Option<&'a Processes>,
 }
 
 /// Which architecture.
@@ -210,6 +277,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             delta,
             device,
             release: None,
+            processes: None,
         })
     }
 
@@ -493,6 +561,35 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         )
     }
 
+    /// Worker `rank ≥ 1` of the teacher's DP-SGD on several processes: the same records
+    /// (`control code + text`) and architecture as worker 0, whose parameters replace these.
+    fn follow_teacher(&mut self) -> Result<(), DistilDpError> {
+        let processes = self.processes.expect("a worker process");
+        let mut data = self.private_blocks(Some(&ControlCodeFormat::default()))?;
+        let initial = self.start(Role::Teacher, false)?;
+        let training = DpTraining {
+            label: "teacher",
+            settings: &self.config.teacher,
+            epsilon: self.config.privacy.epsilon,
+            delta: self.delta,
+            accountant: self.config.privacy.accountant,
+            insecure_noise_seed: None,
+            checkpoint_every: self.config.checkpoint_every,
+            workers: 1,
+            processes: None,
+        };
+        self.rep.event(
+            "teacher",
+            serde_json::json!({"event": "worker-start", "rank": processes.rank, "world": processes.world}),
+        );
+        let steps = crate::dp_train::follow(&training, processes, initial, &mut data)?;
+        self.rep.event(
+            "teacher",
+            serde_json::json!({"event": "worker-done", "rank": processes.rank, "steps": steps}),
+        );
+        Ok(())
+    }
+
     /// Refuses, before any training, a generation that cannot fit the teacher's positions:
     /// the longest control code plus `max_new_tokens` must fit `teacher.block_size`.
     fn check_prompt_room(
@@ -552,6 +649,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
                 .map(|s| s.wrapping_add(noise_tag.wrapping_mul(0x9E37))),
             checkpoint_every: self.config.checkpoint_every,
             workers: self.config.workers,
+            processes: self.processes.filter(|_| stage == Stage::Teacher),
         };
         let limit = if may_train { None } else { Some(0) };
         let rep = &mut *self.rep;

@@ -1,0 +1,143 @@
+//! `distil-dp teacher --world 2`: the teacher's DP-SGD on two processes (loopback), one
+//! ledger in worker 0's checkpoint, equal to a one-process run's; bad arguments named.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::distil_dp as stage;
+
+fn tiny(out: &str) -> Vec<String> {
+    [
+        out,
+        "data.max_records=120",
+        "tokenizer.vocab_size=300",
+        "teacher.model.n_embd=16",
+        "teacher.model.n_layer=1",
+        "teacher.model.n_head=2",
+        "teacher.epochs=1",
+        "teacher.expected_batch_size=16",
+        "checkpoint_every=3",
+        "generation.sampling.max_new_tokens=16",
+    ]
+    .iter()
+    .flat_map(|s| ["--set".to_string(), s.to_string()])
+    .collect()
+}
+
+fn ledger(run: &std::path::Path) -> serde_json::Value {
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("teacher/trainer.json")).unwrap())
+            .unwrap();
+    state["engine"]["ledger"].clone()
+}
+
+#[test]
+fn the_teacher_trains_on_two_processes_with_one_ledger() {
+    let tmp = tempfile::tempdir().unwrap();
+    let two = tmp.path().join("two");
+    let out = format!("output_dir={:?}", two.display().to_string());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let children: Vec<_> = (0..2)
+        .map(|rank| {
+            let mut args = vec![
+                "teacher".to_string(),
+                "--output".into(),
+                "json".into(),
+                "--world".into(),
+                "2".into(),
+                "--rank".into(),
+                rank.to_string(),
+                "--address".into(),
+                address.clone(),
+                "--timeout".into(),
+                "120".into(),
+            ];
+            args.extend(tiny(&out));
+            Command::new(env!("CARGO_BIN_EXE_distil-dp"))
+                .args(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for (rank, o) in outputs.iter().enumerate() {
+        assert!(
+            o.status.success(),
+            "worker {rank}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let events = |o: &std::process::Output| -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    // worker 0's steps ran on both processes; worker 1 took part in every step
+    let lead = events(&outputs[0]);
+    let steps: Vec<&serde_json::Value> = lead
+        .iter()
+        .filter(|e| e["stage"] == "teacher" && e["planned_steps"].is_u64())
+        .collect();
+    assert!(!steps.is_empty());
+    assert!(steps.iter().all(|e| e["workers"] == 2), "{lead:?}");
+    let planned = steps.last().unwrap()["planned_steps"].as_u64().unwrap();
+    assert_eq!(steps.last().unwrap()["steps"], planned);
+    let follower = events(&outputs[1]);
+    assert!(
+        follower
+            .iter()
+            .any(|e| e["event"] == "worker-done" && e["steps"] == planned),
+        "{follower:?}"
+    );
+    // worker 1 wrote only its own events
+    assert!(two.join("metrics.worker-1.jsonl").exists());
+
+    // the same run on one process: the same ledger (histogram + the same q, sigma, steps)
+    let one = tmp.path().join("one");
+    let mut args = vec!["teacher".to_string(), "--output".into(), "quiet".into()];
+    args.extend(tiny(&format!("output_dir={:?}", one.display().to_string())));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, _, stderr) = stage(&args);
+    assert!(ok, "{stderr}");
+    let (a, b) = (ledger(&two), ledger(&one));
+    assert_eq!(a["entries"].as_array().unwrap().len(), 2, "{a}");
+    // the histogram's noise multiplier and the steps' q and sigma are calibrated the same way
+    assert_eq!(a, b);
+}
+
+#[test]
+fn bad_process_arguments_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = format!(
+        "output_dir={:?}",
+        tmp.path().join("run").display().to_string()
+    );
+    for (extra, field) in [
+        (
+            &["--world", "1", "--rank", "0", "--address", "127.0.0.1:1"][..],
+            "world",
+        ),
+        (
+            &["--world", "2", "--rank", "2", "--address", "127.0.0.1:1"][..],
+            "rank",
+        ),
+        (&["--world", "2", "--rank", "0"][..], "--address"),
+    ] {
+        let mut args = vec!["teacher", "--set", &out];
+        args.extend(extra);
+        let (ok, _, stderr) = stage(&args);
+        assert!(!ok && stderr.contains(field), "{extra:?}: {stderr}");
+    }
+}
