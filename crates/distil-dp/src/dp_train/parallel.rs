@@ -17,6 +17,37 @@ use crate::error::DistilDpError;
 /// Worker 0's trainer (the job's ledger) and model.
 type Trained<B> = (DpTrainer<B, Gpt2<B>>, Gpt2<B>);
 
+/// What a worker does after each step (worker 0: checkpoint and report).
+type AfterStep<'a, B, C> =
+    dyn FnMut(&DataParallelTrainer<B, Gpt2<B>, C>, &Gpt2<B>) -> Result<(), DistilDpError> + 'a;
+
+/// Joins `group` and takes the job's remaining steps (at most `limit`), calling
+/// `after_step` after each; returns this worker's trainer, model and group, and the number
+/// of steps taken.
+fn steps<B, L, C>(
+    trainer: DpTrainer<B, Gpt2<B>>,
+    model: Gpt2<B>,
+    data: &mut L,
+    group: C,
+    limit: Option<u64>,
+    after_step: &mut AfterStep<'_, B, C>,
+) -> Result<(Trained<B>, C, u64), DistilDpError>
+where
+    B: AutodiffBackend,
+    L: PrivateExamples<B>,
+    C: Collective<B::InnerBackend>,
+{
+    let (mut job, mut model) = DataParallelTrainer::start(trainer, model, group)?;
+    let mut taken_now = 0u64;
+    while job.can_step() && limit.is_none_or(|l| taken_now < l) {
+        model = job.step(model, data).map_err(|f| f.error)?;
+        taken_now += 1;
+        after_step(&job, &model)?;
+    }
+    let (trainer, group) = job.into_parts();
+    Ok(((trainer, model), group, taken_now))
+}
+
 /// Worker 0: joins `group` with the job's `trainer` and `model`, takes the remaining steps
 /// (at most `limit`), checkpoints to `dir` after the steps `is_checkpoint(taken, planned)`
 /// names, and calls `report` after every step.
@@ -36,20 +67,16 @@ where
     L: PrivateExamples<B>,
     C: Collective<B::InnerBackend>,
 {
-    let (mut job, mut model) = DataParallelTrainer::start(trainer, model, group)?;
-    let mut taken_now = 0u64;
-    while job.can_step() && limit.is_none_or(|l| taken_now < l) {
-        model = job.step(model, data).map_err(|f| f.error)?;
-        taken_now += 1;
+    let mut after_step = |job: &DataParallelTrainer<B, Gpt2<B>, C>, model: &Gpt2<B>| {
         let (taken, planned) = job.steps();
         let checkpointed = is_checkpoint(taken, planned);
         if checkpointed {
-            job.save_checkpoint(&model, dir)?;
+            job.save_checkpoint(model, dir)?;
         }
-        report(job.trainer().engine(), checkpointed)?;
-    }
-    let (trainer, group) = job.into_parts();
-    Ok(((trainer, model), group))
+        report(job.trainer().engine(), checkpointed)
+    };
+    let (done, group, _) = steps(trainer, model, data, group, limit, &mut after_step)?;
+    Ok((done, group))
 }
 
 /// Any other worker: joins `group` (its `trainer` built from the job's configuration, its
@@ -67,14 +94,8 @@ where
     L: PrivateExamples<B>,
     C: Collective<B::InnerBackend>,
 {
-    let (mut job, mut model) = DataParallelTrainer::start(trainer, model, group)?;
-    let mut taken_now = 0u64;
-    while job.can_step() && limit.is_none_or(|l| taken_now < l) {
-        model = job.step(model, data).map_err(|f| f.error)?;
-        taken_now += 1;
-    }
-    let (_, group) = job.into_parts();
-    Ok((taken_now, group))
+    let (_, group, taken) = steps(trainer, model, data, group, limit, &mut |_, _| Ok(()))?;
+    Ok((taken, group))
 }
 
 /// Runs the training's remaining steps (at most `limit`) on `replicas.len() + 1` workers:
