@@ -86,3 +86,12 @@ pub fn nth_device<B: Backend>(index: usize) -> B::Device {
         index_id: index as u16,
     })
 }
+
+/// The device of `B`'s inner (non-autodiff) backend that `device` stands for.
+pub fn inner_device<B: burn::tensor::backend::AutodiffBackend>(
+    device: &B::Device,
+) -> burn::tensor::Device<B::InnerBackend> {
+    burn::tensor::Tensor::<B, 1>::zeros([1], device)
+        .inner()
+        .device()
+}

@@ -1,6 +1,7 @@
 //! Tokenised training data: fixed-length blocks with masks, and the per-example loss DP-SGD
 //! clips.
 
+use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use causal_lm::{Gpt2, PaddingSide, Tokenizer, next_token_nll};
@@ -99,8 +100,9 @@ impl<B: AutodiffBackend> crate::dp_train::PrivateExamples<B> for TokenBlocks<B> 
 pub struct KdBlocks<'a, B: AutodiffBackend> {
     /// The private rows.
     pub blocks: TokenBlocks<B>,
-    /// The teacher (its logits are constants of the student's loss).
-    pub teacher: &'a Gpt2<B::InnerBackend>,
+    /// The teacher (its logits are constants of the student's loss): borrowed, or a copy
+    /// on a replica's device.
+    pub teacher: std::borrow::Cow<'a, Gpt2<B::InnerBackend>>,
     /// λ and τ (α must be 0: no hidden states here).
     pub loss: kd_losses::DistillConfig,
 }
@@ -128,5 +130,19 @@ impl<B: AutodiffBackend> ExampleLoss<B, Gpt2<B>> for KdBlocks<'_, B> {
 impl<B: AutodiffBackend> crate::dp_train::PrivateExamples<B> for KdBlocks<'_, B> {
     fn records(&self) -> usize {
         self.blocks.len()
+    }
+
+    fn replica(&self, device: &B::Device) -> Option<Self> {
+        let inner = crate::backend::inner_device::<B>(device);
+        let teacher = if self.teacher.devices().contains(&inner) {
+            self.teacher.clone() // the same device: the same teacher (a borrow stays one)
+        } else {
+            std::borrow::Cow::Owned(self.teacher.as_ref().clone().fork(&inner))
+        };
+        Some(Self {
+            blocks: crate::dp_train::PrivateExamples::replica(&self.blocks, device)?,
+            teacher,
+            loss: self.loss.clone(),
+        })
     }
 }

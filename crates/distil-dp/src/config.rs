@@ -33,7 +33,7 @@ pub struct PipelineConfig {
     /// Checkpoint every trained model every this many steps, and at its end (default 20): a
     /// killed run loses at most this many steps of work, never an accounted step.
     pub checkpoint_every: u64,
-    /// Data-parallel DP-SGD (the teacher and the DP-SGD student baseline): this many worker
+    /// Data-parallel DP-SGD (the teacher and the DP-SGD baselines): this many worker
     /// threads, one per device of the backend (`cuda`: GPUs 0..workers-1; CPU backends: all
     /// on the CPU, where they take turns and gain nothing). Default 1. Not part of the run's
     /// identity: a run may resume with another number of workers (the samples and the noise

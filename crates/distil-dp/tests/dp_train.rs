@@ -303,3 +303,49 @@ fn several_workers_train_one_model_with_one_ledger_and_resume_with_another_count
     let lone = logits(&initial, &data);
     assert!(la.iter().zip(&lone).any(|(x, y)| x != y), "it trained");
 }
+
+#[test]
+fn the_dpkd_loss_is_replicated_to_every_worker() {
+    let Setup {
+        config,
+        dir,
+        data,
+        initial,
+        prior,
+        ..
+    } = setup();
+    let teacher = initial.valid();
+    let mut kd = distil_dp::blocks::KdBlocks {
+        blocks: data,
+        teacher: std::borrow::Cow::Borrowed(&teacher),
+        loss: kd_losses::DistillConfig {
+            alpha: 0.0,
+            ..config.student.loss.clone()
+        },
+    };
+    let mut workers = Vec::new();
+    let mut log = |v: serde_json::Value| workers.push(v["workers"].as_u64().unwrap());
+    let run = |n: usize,
+               name: &str,
+               kd: &mut distil_dp::blocks::KdBlocks<'_, B>,
+               log: &mut dyn FnMut(serde_json::Value)| {
+        let (Progress::Done(_), summary) = train(
+            &training(&config, n),
+            initial.clone(),
+            kd,
+            prior.clone(),
+            &dir.model_dir(name),
+            None,
+            log,
+        )
+        .unwrap() else {
+            panic!("done");
+        };
+        summary
+    };
+    let two = run(2, "kd-two", &mut kd, &mut log);
+    let one = run(1, "kd-one", &mut kd, &mut log);
+    assert_eq!(two.ledger, one.ledger);
+    let steps = two.planned_steps as usize;
+    assert_eq!(workers, [vec![2; steps], vec![1; steps]].concat());
+}

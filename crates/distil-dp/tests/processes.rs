@@ -32,11 +32,8 @@ fn ledger(run: &std::path::Path) -> serde_json::Value {
     state["engine"]["ledger"].clone()
 }
 
-#[test]
-fn the_teacher_trains_on_two_processes_with_one_ledger() {
-    let tmp = tempfile::tempdir().unwrap();
-    let two = tmp.path().join("two");
-    let out = format!("output_dir={:?}", two.display().to_string());
+/// `distil-dp teacher --world 2` as ranks 0 and 1 on a free loopback port; their outputs.
+fn two_processes(out: &str) -> Vec<std::process::Output> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -58,7 +55,7 @@ fn the_teacher_trains_on_two_processes_with_one_ledger() {
                 "--timeout".into(),
                 "120".into(),
             ];
-            args.extend(tiny(&out));
+            args.extend(tiny(out));
             Command::new(env!("CARGO_BIN_EXE_distil-dp"))
                 .args(&args)
                 .stdout(Stdio::piped())
@@ -67,10 +64,18 @@ fn the_teacher_trains_on_two_processes_with_one_ledger() {
                 .unwrap()
         })
         .collect();
-    let outputs: Vec<_> = children
+    children
         .into_iter()
         .map(|c| c.wait_with_output().unwrap())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn the_teacher_trains_on_two_processes_with_one_ledger() {
+    let tmp = tempfile::tempdir().unwrap();
+    let two = tmp.path().join("two");
+    let out = format!("output_dir={:?}", two.display().to_string());
+    let outputs = two_processes(&out);
     for (rank, o) in outputs.iter().enumerate() {
         assert!(
             o.status.success(),
@@ -103,6 +108,16 @@ fn the_teacher_trains_on_two_processes_with_one_ledger() {
     );
     // worker 1 wrote only its own events
     assert!(two.join("metrics.worker-1.jsonl").exists());
+    // the same commands again: the teacher is finished, worker 0 says so, both stop
+    let before = ledger(&two);
+    for (rank, o) in two_processes(&out).iter().enumerate() {
+        assert!(
+            o.status.success(),
+            "again, worker {rank}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert_eq!(ledger(&two), before, "nothing trained twice");
 
     // the same run on one process: the same ledger (histogram + the same q, sigma, steps)
     let one = tmp.path().join("one");

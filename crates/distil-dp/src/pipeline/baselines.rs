@@ -65,7 +65,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
         let inner = teacher.model.valid();
         let mut kd = KdBlocks {
             blocks: data,
-            teacher: &inner,
+            teacher: std::borrow::Cow::Borrowed(&inner),
             loss: kd_losses::DistillConfig {
                 alpha: 0.0,
                 ..self.config.student.loss.clone()
