@@ -1,5 +1,6 @@
 //! `distil-dp teacher --world 2`: the teacher's DP-SGD on two processes (loopback), one
-//! ledger in worker 0's checkpoint, equal to a one-process run's; bad arguments named.
+//! ledger in worker 0's checkpoint, equal to a one-process run's and to a run on two threads
+//! (`--workers 2`); bad arguments named.
 
 mod common;
 
@@ -130,6 +131,31 @@ fn the_teacher_trains_on_two_processes_with_one_ledger() {
     assert_eq!(a["entries"].as_array().unwrap().len(), 2, "{a}");
     // the histogram's noise multiplier and the steps' q and sigma are calibrated the same way
     assert_eq!(a, b);
+
+    // and on two threads of one process (`--workers 2`)
+    let threads = tmp.path().join("threads");
+    let mut args = vec![
+        "teacher".to_string(),
+        "--output".into(),
+        "json".into(),
+        "--workers".into(),
+        "2".into(),
+    ];
+    args.extend(tiny(&format!(
+        "output_dir={:?}",
+        threads.display().to_string()
+    )));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, stdout, stderr) = stage(&args);
+    assert!(ok, "{stderr}");
+    let step_workers: Vec<u64> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["planned_steps"].is_u64())
+        .map(|e| e["workers"].as_u64().unwrap())
+        .collect();
+    assert!(!step_workers.is_empty() && step_workers.iter().all(|&w| w == 2));
+    assert_eq!(ledger(&threads), b);
 }
 
 #[test]
