@@ -16,6 +16,47 @@
 //! shard by Poisson sampling, never a fixed-size batch. `docs/scaling.md` has the launch
 //! commands.
 //!
+//! ```
+//! use burn::backend::{Autodiff, NdArray};
+//! use burn::nn::{Linear, LinearConfig};
+//! use burn::tensor::{Tensor, TensorData};
+//! use dp_optim::parallel::{DataParallelTrainer, Solo};
+//! use dp_optim::{DpRng, DpTrainer, EngineConfig, ExampleLoss, LayerTap, TrainerConfig};
+//!
+//! type B = Autodiff<NdArray>;
+//!
+//! struct Records(Vec<(f32, f32)>);
+//!
+//! impl ExampleLoss<B, Linear<B>> for Records {
+//!     fn losses<T: LayerTap<B>>(&mut self, m: &Linear<B>, ex: &[usize], tap: &mut T) -> Tensor<B, 1> {
+//!         let device = Default::default();
+//!         let (x, y): (Vec<f32>, Vec<f32>) = ex.iter().map(|&i| self.0[i]).unzip();
+//!         let x = Tensor::<B, 2>::from_data(TensorData::new(x, [ex.len(), 1]), &device);
+//!         let y = Tensor::<B, 2>::from_data(TensorData::new(y, [ex.len(), 1]), &device);
+//!         (tap.linear(m, x) - y).powi_scalar(2).reshape([ex.len()])
+//!     }
+//! }
+//!
+//! fn main() -> Result<(), dp_optim::DpOptimError> {
+//!     let mut data = Records((0..100).map(|i| (i as f32 / 100.0, 1.0)).collect());
+//!     let config = TrainerConfig {
+//!         engine: EngineConfig::new(2.0, 1e-5, 1.0, 100, 10.0, 1.0), // ε, δ, epochs, N, batch, C
+//!         optimizer: Default::default(),
+//!         schedule: dp_optim::LrSchedule::Constant { lr: 0.1 },
+//!     };
+//!     // every worker: the same configuration; `Solo` here, a `TcpCollective` or
+//!     // `BurnCollective` per worker in a real job (worker 0 may load its checkpoint instead)
+//!     let trainer = DpTrainer::new(config, DpRng::secure()?)?;
+//!     let model = LinearConfig::new(1, 1).init::<B>(&Default::default());
+//!     let (mut job, mut model) = DataParallelTrainer::start(trainer, model, Solo)?;
+//!     while job.can_step() {
+//!         model = job.step(model, &mut data).map_err(|f| f.error)?;
+//!     }
+//!     assert!(job.trainer().engine().epsilon_spent()? <= 2.0);
+//!     Ok(())
+//! }
+//! ```
+//!
 //! Threads: burn 0.21's autodiff may lose gradients when two threads run backward at once
 //! (tracel-ai/burn#5573); the clipping passes hold [`crate::autodiff_guard`], so the
 //! workers of one process take turns for their forward and backward passes (correct, but

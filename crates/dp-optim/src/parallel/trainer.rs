@@ -56,7 +56,8 @@ pub struct StepStats {
 /// sums: they and the network between them are trusted; see `docs/scaling.md`).
 ///
 /// Failures: a worker that dies or hangs makes the next collective call fail on the others
-/// after the group's timeout ([`DpOptimError::Collective`]); the trainer then refuses to
+/// ([`DpOptimError::Collective`]: at once when its connection closes, else after the
+/// group's timeout); the trainer then refuses to
 /// continue, and the job restarts from worker 0's last checkpoint. The steps after it are
 /// recomputed with the same samples and the same noise (both are functions of the saved
 /// key and stream), and the ledger counts each step once.
