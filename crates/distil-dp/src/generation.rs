@@ -27,18 +27,20 @@ fn corpus_marker(dir: &RunDir) -> std::path::PathBuf {
     synth_gen::completion_marker(&dir.synthetic_path())
 }
 
-/// The state of `synthetic.jsonl` (a line cut short by a kill is dropped first).
-fn corpus_state(
+/// `synthetic.jsonl` opened for appending (a line cut short by a kill is dropped first), and
+/// its state.
+fn open_corpus(
     config: &PipelineConfig,
     dir: &RunDir,
     total: u64,
-) -> Result<CorpusDone, DistilDpError> {
-    let (_, resume) = JsonlSink::open(dir.synthetic_path(), config.generation.dedup)?;
-    Ok(CorpusDone {
+) -> Result<(JsonlSink, CorpusDone), DistilDpError> {
+    let (sink, resume) = JsonlSink::open(dir.synthetic_path(), config.generation.dedup)?;
+    let state = CorpusDone {
         total,
         next_index: resume.next_index,
         written: resume.written,
-    })
+    };
+    Ok((sink, state))
 }
 
 /// Records that `synthetic.jsonl`, as it is now, covers all the run's samples (after a
@@ -48,9 +50,23 @@ fn mark_complete(
     dir: &RunDir,
     release: &LabelRelease,
 ) -> Result<(), DistilDpError> {
-    let state = corpus_state(config, dir, total_samples(release))?;
+    let (_, state) = open_corpus(config, dir, total_samples(release))?;
     let json = serde_json::to_vec(&state).expect("marker serialises");
     write_atomic(&corpus_marker(dir), &json)
+}
+
+/// Whether a corpus in state `now` is complete: its highest index is the last sample's, or
+/// `synthetic.jsonl.done` records exactly this state.
+fn is_complete(dir: &RunDir, now: &CorpusDone) -> Result<bool, DistilDpError> {
+    if now.next_index >= now.total {
+        return Ok(true);
+    }
+    let marker = corpus_marker(dir);
+    if !marker.exists() {
+        return Ok(false);
+    }
+    let text = std::fs::read(&marker).map_err(io(&marker))?;
+    Ok(serde_json::from_slice::<CorpusDone>(&text).is_ok_and(|done| done == *now))
 }
 
 /// Whether `synthetic.jsonl` holds the whole corpus: its highest index is the last sample's,
@@ -61,21 +77,11 @@ pub fn corpus_complete(
     dir: &RunDir,
     release: &LabelRelease,
 ) -> Result<bool, DistilDpError> {
-    let path = dir.synthetic_path();
-    if !path.exists() {
+    if !dir.synthetic_path().exists() {
         return Ok(false);
     }
-    let total = total_samples(release);
-    let now = corpus_state(config, dir, total)?;
-    if now.next_index >= total {
-        return Ok(true);
-    }
-    let marker = corpus_marker(dir);
-    if !marker.exists() {
-        return Ok(false);
-    }
-    let text = std::fs::read(&marker).map_err(io(&marker))?;
-    Ok(serde_json::from_slice::<CorpusDone>(&text).is_ok_and(|done| done == now))
+    let (_, now) = open_corpus(config, dir, total_samples(release))?;
+    is_complete(dir, &now)
 }
 
 /// The released codes with their sample counts, in release order (sample `i` of the corpus
@@ -113,15 +119,14 @@ pub fn generate_corpus<B: Backend, M: CausalLm<B>>(
     device: &B::Device,
 ) -> Result<SynthesisReport, DistilDpError> {
     let generation = &config.generation;
-    if corpus_complete(config, dir, release)? {
-        let state = corpus_state(config, dir, total_samples(release))?;
+    let (mut sink, now) = open_corpus(config, dir, total_samples(release))?;
+    if is_complete(dir, &now)? {
         return Ok(SynthesisReport {
-            total: state.total,
+            total: now.total,
             generated: 0,
-            written: state.written,
+            written: now.written,
         });
     }
-    let (mut sink, resume) = JsonlSink::open(dir.synthetic_path(), generation.dedup)?;
     let report = synthesize(
         teacher,
         tokenizer,
@@ -131,7 +136,7 @@ pub fn generate_corpus<B: Backend, M: CausalLm<B>>(
         config.seed,
         generation.batch_size,
         &mut sink,
-        resume.next_index,
+        now.next_index,
         progress,
         device,
     )?;
