@@ -145,22 +145,36 @@ fn threads(
     stops: &[Stop],
     timeout: Duration,
 ) -> Vec<Result<Outcome, DpOptimError>> {
+    on_threads(workers, timeout, |rank, group| {
+        let stop = stops.get(rank).copied().unwrap_or(Stop::Never);
+        let (outcome, group) = worker(group, d, checkpoint, stop)?;
+        group.finish()?;
+        Ok(outcome)
+    })
+}
+
+/// Runs `work(rank, group)` on `workers` threads of this process, each registered (after a
+/// reset of the process's collective server) as a [`BurnCollective`] worker with `timeout`;
+/// their results in rank order.
+fn on_threads<T: Send>(
+    workers: usize,
+    timeout: Duration,
+    work: impl Fn(usize, BurnCollective<Inner>) -> T + Sync,
+) -> Vec<T> {
     BurnCollective::<Inner>::reset();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|rank| {
-                let stop = stops.get(rank).copied().unwrap_or(Stop::Never);
+                let work = &work;
                 scope.spawn(move || {
                     let group = BurnCollective::<Inner>::register(
                         rank,
                         workers,
                         Default::default(),
                         timeout,
-                    )?
-                    .with_timeout(timeout);
-                    let (outcome, group) = worker(group, d, checkpoint, stop)?;
-                    group.finish()?;
-                    Ok(outcome)
+                    )
+                    .unwrap();
+                    work(rank, group.with_timeout(timeout))
                 })
             })
             .collect();
@@ -248,36 +262,20 @@ fn the_noise_is_added_once_whatever_the_number_of_workers() {
         schedule: LrSchedule::Constant { lr: 1.0 },
     };
     let workers = 4;
-    BurnCollective::<Inner>::reset();
-    let results: Vec<(Vec<f32>, Vec<f32>, f64)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|rank| {
-                let cfg = cfg.clone();
-                scope.spawn(move || {
-                    let group = BurnCollective::<Inner>::register(
-                        rank,
-                        workers,
-                        Default::default(),
-                        Duration::from_secs(60),
-                    )
-                    .unwrap();
-                    let device = Default::default();
-                    let rng = DpRng::insecure_seeded(rank as u64 + 40);
-                    let trainer = DpTrainer::<B, Linear<B>>::new(cfg, rng).unwrap();
-                    let model = LinearConfig::new(64, 64).init::<B>(&device);
-                    let (mut job, model) =
-                        DataParallelTrainer::start(trainer, model, group).unwrap();
-                    let before = weights(&model);
-                    let model = job.step(model, &mut Zero).unwrap();
-                    let sigma = job.trainer().engine().noise_multiplier();
-                    let (_, group) = job.into_parts();
-                    group.finish().unwrap();
-                    (before, weights(&model), sigma)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results: Vec<(Vec<f32>, Vec<f32>, f64)> =
+        on_threads(workers, Duration::from_secs(60), |rank, group| {
+            let device = Default::default();
+            let rng = DpRng::insecure_seeded(rank as u64 + 40);
+            let trainer = DpTrainer::<B, Linear<B>>::new(cfg.clone(), rng).unwrap();
+            let model = LinearConfig::new(64, 64).init::<B>(&device);
+            let (mut job, model) = DataParallelTrainer::start(trainer, model, group).unwrap();
+            let before = weights(&model);
+            let model = job.step(model, &mut Zero).unwrap();
+            let sigma = job.trainer().engine().noise_multiplier();
+            let (_, group) = job.into_parts();
+            group.finish().unwrap();
+            (before, weights(&model), sigma)
+        });
     let (before, after, sigma) = &results[0];
     // update = -lr * noise / (q N): each coordinate N(0, (sigma C / (q N))^2) if the noise
     // is drawn once, 4 times that variance if each worker drew its own
@@ -301,34 +299,14 @@ fn the_noise_is_added_once_whatever_the_number_of_workers() {
 
 #[test]
 fn workers_with_different_configurations_are_refused_on_every_worker() {
-    let d = data(N, 5, 2.0);
-    BurnCollective::<Inner>::reset();
-    let errors: Vec<String> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..2)
-            .map(|rank| {
-                let d = &d;
-                scope.spawn(move || {
-                    let group = BurnCollective::<Inner>::register(
-                        rank,
-                        2,
-                        Default::default(),
-                        Duration::from_secs(60),
-                    )
-                    .unwrap();
-                    let mut cfg = config();
-                    if rank == 1 {
-                        cfg.engine.max_grad_norm = 2.0;
-                    }
-                    let trainer =
-                        DpTrainer::<B, Net<B>>::new(cfg, DpRng::insecure_seeded(1)).unwrap();
-                    let _ = d;
-                    let err = DataParallelTrainer::start(trainer, net(&Default::default()), group)
-                        .unwrap_err();
-                    err.to_string()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let errors: Vec<String> = on_threads(2, Duration::from_secs(60), |rank, group| {
+        let mut cfg = config();
+        if rank == 1 {
+            cfg.engine.max_grad_norm = 2.0;
+        }
+        let trainer = DpTrainer::<B, Net<B>>::new(cfg, DpRng::insecure_seeded(1)).unwrap();
+        let err = DataParallelTrainer::start(trainer, net(&Default::default()), group).unwrap_err();
+        err.to_string()
     });
     assert!(errors[1].contains("max_grad_norm"), "{}", errors[1]);
     assert!(errors[0].contains("1 of 2 workers"), "{}", errors[0]);
@@ -406,51 +384,34 @@ impl ExampleLoss<B, Net<B>> for FailsOnce<'_> {
 #[test]
 fn a_worker_whose_loss_fails_makes_every_worker_abandon_the_step_which_can_be_retried() {
     let d = data(N, 5, 2.0);
-    BurnCollective::<Inner>::reset();
-    let outcomes: Vec<(String, u64, usize, u64)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..2)
-            .map(|rank| {
-                let d = &d;
-                scope.spawn(move || {
-                    let group = BurnCollective::<Inner>::register(
-                        rank,
-                        2,
-                        Default::default(),
-                        Duration::from_secs(60),
-                    )
-                    .unwrap();
-                    let trainer =
-                        DpTrainer::<B, Net<B>>::new(config(), DpRng::insecure_seeded(1)).unwrap();
-                    let (mut job, model) =
-                        DataParallelTrainer::start(trainer, fixed_net(), group).unwrap();
-                    let mut loss = FailsOnce {
-                        inner: TappedLoss { data: d },
-                        fail: rank == 1,
-                    };
-                    // worker 1's part of the first step with records fails
-                    let mut model = model;
-                    let error = loop {
-                        match job.step(model, &mut loss) {
-                            Ok(m) => model = m,
-                            Err(failed) => break failed,
-                        }
-                    };
-                    let failed_at = job.steps().0;
-                    let mut model = error.model;
-                    // the same step again, and the rest: every step recorded once
-                    while job.can_step() {
-                        model = job.step(model, &mut loss).map_err(|f| f.error).unwrap();
-                    }
-                    let entries = job.trainer().engine().state().ledger.entries().len();
-                    let recorded = job.trainer().engine().steps().0;
-                    let (_, group) = job.into_parts();
-                    group.finish().unwrap();
-                    (error.error.to_string(), failed_at, entries, recorded)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let outcomes: Vec<(String, u64, usize, u64)> =
+        on_threads(2, Duration::from_secs(60), |rank, group| {
+            let trainer = DpTrainer::<B, Net<B>>::new(config(), DpRng::insecure_seeded(1)).unwrap();
+            let (mut job, model) = DataParallelTrainer::start(trainer, fixed_net(), group).unwrap();
+            let mut loss = FailsOnce {
+                inner: TappedLoss { data: &d },
+                fail: rank == 1,
+            };
+            // worker 1's part of the first step with records fails
+            let mut model = model;
+            let error = loop {
+                match job.step(model, &mut loss) {
+                    Ok(m) => model = m,
+                    Err(failed) => break failed,
+                }
+            };
+            let failed_at = job.steps().0;
+            let mut model = error.model;
+            // the same step again, and the rest: every step recorded once
+            while job.can_step() {
+                model = job.step(model, &mut loss).map_err(|f| f.error).unwrap();
+            }
+            let entries = job.trainer().engine().state().ledger.entries().len();
+            let recorded = job.trainer().engine().steps().0;
+            let (_, group) = job.into_parts();
+            group.finish().unwrap();
+            (error.error.to_string(), failed_at, entries, recorded)
+        });
     let (e0, at0, entries, recorded) = &outcomes[0];
     let (e1, at1, _, _) = &outcomes[1];
     assert!(e1.contains("the loss returned shape"), "{e1}");
