@@ -325,6 +325,49 @@ impl Default for BaselinesConfig {
     }
 }
 
+/// Largest `teacher.block_size` and `max_new_tokens` (GPT-2 has 1024 positions).
+const MAX_BLOCK: usize = 16_384;
+/// Largest model width.
+const MAX_WIDTH: usize = 16_384;
+/// Largest layer and head counts.
+const MAX_LAYERS: usize = 256;
+/// Largest vocabulary.
+const MAX_VOCAB: usize = 1 << 20;
+/// Largest batch (generation prompts, student sequences).
+const MAX_BATCH: usize = 65_536;
+/// Largest epoch count.
+const MAX_EPOCHS: f64 = 1e6;
+/// Largest step and sample counts.
+const MAX_STEPS: usize = 1_000_000_000;
+const MAX_SAMPLES: usize = 1_000_000_000;
+
+/// Checks the allocation's σ or weights (finite, in range).
+fn validate_allocation(a: &SampleAllocation) -> Result<(), DistilDpError> {
+    match a {
+        SampleAllocation::Uniform => Ok(()),
+        SampleAllocation::Given { weights } => {
+            if weights.is_empty() || weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
+                return Err(bad(
+                    "generation.allocation.weights",
+                    format!("{weights:?}"),
+                    "one finite weight >= 0 per control code",
+                ));
+            }
+            Ok(())
+        }
+        SampleAllocation::DpHistogram { noise_multiplier } => {
+            if !(noise_multiplier.is_finite() && *noise_multiplier > 0.0) {
+                return Err(bad(
+                    "generation.allocation.noise_multiplier",
+                    noise_multiplier,
+                    "a finite number > 0",
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
 fn bad(field: &'static str, value: impl ToString, expected: &'static str) -> DistilDpError {
     DistilDpError::InvalidArgument {
         field,
@@ -335,7 +378,10 @@ fn bad(field: &'static str, value: impl ToString, expected: &'static str) -> Dis
 
 impl PipelineConfig {
     /// Parses a TOML document, applies `overrides` (`dotted.key=value`, the value a TOML
-    /// literal or else a string), and validates the result.
+    /// literal or else a string), merges the result over the defaults (a partly given table
+    /// keeps the defaults of its other fields; a table of another `kind`, e.g. a constant
+    /// schedule instead of the default cosine one, replaces the default whole), and
+    /// validates it.
     pub fn from_toml(text: &str, overrides: &[String]) -> Result<Self, DistilDpError> {
         let mut doc: toml::Table =
             text.parse()
@@ -345,11 +391,17 @@ impl PipelineConfig {
         for o in overrides {
             apply_override(&mut doc, o)?;
         }
-        let config: Self = doc
-            .try_into()
-            .map_err(|e: toml::de::Error| DistilDpError::Config {
-                message: e.to_string(),
-            })?;
+        // the user's tables over the defaults: a partly given table keeps its role's
+        // defaults (`[student.model]` with only `pretrain_steps` stays the 2x64 student)
+        let mut merged =
+            toml::Table::try_from(Self::default()).expect("the default config serialises");
+        merge_over(&mut merged, doc);
+        let config: Self =
+            merged
+                .try_into()
+                .map_err(|e: toml::de::Error| DistilDpError::Config {
+                    message: e.to_string(),
+                })?;
         config.validate()?;
         Ok(config)
     }
@@ -376,6 +428,13 @@ impl PipelineConfig {
     /// Checks every range this crate owns (the others are checked by the crates that use
     /// them, with the same kind of message).
     pub fn validate(&self) -> Result<(), DistilDpError> {
+        if self.output_dir.as_os_str().is_empty() {
+            return Err(bad(
+                "output_dir",
+                "\"\"",
+                "a directory path (not empty: an empty path would write into the current directory)",
+            ));
+        }
         let p = &self.privacy;
         if !(p.epsilon > 0.0 && p.epsilon.is_finite()) {
             return Err(bad("privacy.epsilon", p.epsilon, "a finite number > 0"));
@@ -419,9 +478,77 @@ impl PipelineConfig {
                 ));
             }
         }
+        for (field, m) in [
+            ("teacher.model", &self.teacher.model),
+            ("student.model", &self.student.model),
+        ] {
+            if m.n_embd > MAX_WIDTH || m.n_layer > MAX_LAYERS || m.n_head > MAX_LAYERS {
+                return Err(bad(
+                    field,
+                    format!(
+                        "n_embd {} n_layer {} n_head {}",
+                        m.n_embd, m.n_layer, m.n_head
+                    ),
+                    "n_embd at most 16384, n_layer and n_head at most 256",
+                ));
+            }
+            if m.pretrain_steps > MAX_STEPS {
+                return Err(bad(
+                    if field == "teacher.model" {
+                        "teacher.model.pretrain_steps"
+                    } else {
+                        "student.model.pretrain_steps"
+                    },
+                    m.pretrain_steps,
+                    "at most 10^9",
+                ));
+            }
+        }
+        if self.tokenizer.vocab_size > MAX_VOCAB {
+            return Err(bad(
+                "tokenizer.vocab_size",
+                self.tokenizer.vocab_size,
+                "at most 1048576",
+            ));
+        }
         let t = &self.teacher;
-        if t.block_size < 2 {
-            return Err(bad("teacher.block_size", t.block_size, "at least 2"));
+        if !(2..=MAX_BLOCK).contains(&t.block_size) {
+            return Err(bad(
+                "teacher.block_size",
+                t.block_size,
+                "an integer in [2, 16384]",
+            ));
+        }
+        let nested = |section: &str, e: &dyn std::fmt::Display| DistilDpError::Config {
+            message: format!("{section}: {e}"),
+        };
+        t.schedule
+            .validate()
+            .map_err(|e| nested("teacher.schedule", &e))?;
+        t.optimizer
+            .validate()
+            .map_err(|e| nested("teacher.optimizer", &e))?;
+        self.student
+            .schedule
+            .validate()
+            .map_err(|e| nested("student.schedule", &e))?;
+        validate_allocation(&self.generation.allocation)?;
+        let loss = &self.student.loss;
+        if !(0.0..1.0).contains(&loss.label_smoothing) {
+            return Err(bad(
+                "student.loss.label_smoothing",
+                loss.label_smoothing,
+                "a number in [0, 1)",
+            ));
+        }
+        if let kd_losses::Divergence::Jsd { beta } = loss.divergence
+            && !(beta > 0.0 && beta < 1.0)
+        {
+            return Err(bad(
+                "student.loss.divergence.beta",
+                beta,
+                "a number in (0, 1)",
+            ));
         }
         if !(t.epochs > 0.0 && t.epochs.is_finite()) {
             return Err(bad("teacher.epochs", t.epochs, "a finite number > 0"));
@@ -440,6 +567,9 @@ impl PipelineConfig {
                 "a finite number > 0",
             ));
         }
+        if t.epochs > MAX_EPOCHS {
+            return Err(bad("teacher.epochs", t.epochs, "at most 10^6"));
+        }
         if t.physical_batch_size == Some(0) {
             return Err(bad(
                 "teacher.physical_batch_size",
@@ -451,8 +581,26 @@ impl PipelineConfig {
         if g.samples == Some(0) {
             return Err(bad("generation.samples", 0, "at least 1 (or unset)"));
         }
-        if g.batch_size == 0 {
-            return Err(bad("generation.batch_size", 0, "at least 1"));
+        if g.samples.is_some_and(|n| n > MAX_SAMPLES) {
+            return Err(bad(
+                "generation.samples",
+                g.samples.unwrap_or_default(),
+                "at most 10^9 (or unset)",
+            ));
+        }
+        if !(1..=MAX_BATCH).contains(&g.batch_size) {
+            return Err(bad(
+                "generation.batch_size",
+                g.batch_size,
+                "an integer in [1, 65536]",
+            ));
+        }
+        if g.sampling.max_new_tokens > MAX_BLOCK {
+            return Err(bad(
+                "generation.sampling.max_new_tokens",
+                g.sampling.max_new_tokens,
+                "at most 16384 (and room for it after the control code in teacher.block_size)",
+            ));
         }
         g.sampling.validate().map_err(|e| DistilDpError::Config {
             message: format!("generation.sampling: {e}"),
@@ -461,8 +609,15 @@ impl PipelineConfig {
         if !(s.epochs > 0.0 && s.epochs.is_finite()) {
             return Err(bad("student.epochs", s.epochs, "a finite number > 0"));
         }
-        if s.batch_size == 0 {
-            return Err(bad("student.batch_size", 0, "at least 1"));
+        if s.epochs > MAX_EPOCHS {
+            return Err(bad("student.epochs", s.epochs, "at most 10^6"));
+        }
+        if !(1..=MAX_BATCH).contains(&s.batch_size) {
+            return Err(bad(
+                "student.batch_size",
+                s.batch_size,
+                "an integer in [1, 65536]",
+            ));
         }
         if !(0.0..=1.0).contains(&s.loss.lambda) {
             return Err(bad(
@@ -504,6 +659,24 @@ impl PipelineConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// Merges `user` into `base`: tables key by key, recursively; any other value replaces the
+/// base's. A table whose `kind` (the tag of an enum: schedule, optimiser, allocation, …)
+/// differs from the base's replaces it whole, since its variant has other fields.
+fn merge_over(base: &mut toml::Table, user: toml::Table) {
+    for (key, value) in user {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(u))
+                if u.get("kind").is_none_or(|k| b.get("kind") == Some(k)) =>
+            {
+                merge_over(b, u)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! (the teacher) and the DP-SGD student baseline.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -13,7 +13,7 @@ use dp_optim::{DpRng, DpTrainer, EngineConfig, ExampleLoss, PrivacyEngine, Train
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, TeacherConfig};
-use crate::error::DistilDpError;
+use crate::error::{DistilDpError, Mismatch};
 
 mod parallel;
 
@@ -157,6 +157,9 @@ pub struct DpTraining<'a> {
     /// Worker 0 of a training spread over processes (the others run [`follow`]); exclusive
     /// with `workers > 1`.
     pub processes: Option<&'a Processes>,
+    /// The private data's fingerprint, kept in every checkpoint: resuming a checkpoint made
+    /// on other data is refused.
+    pub dataset: Option<&'a str>,
 }
 
 /// This process's place in a DP-SGD training spread over several processes (possibly on
@@ -217,11 +220,60 @@ fn trainer_config(training: &DpTraining<'_>, records: usize) -> TrainerConfig {
     engine.clipping = s.clipping;
     engine.clipping_path = s.clipping_path;
     engine.physical_batch_size = s.physical_batch_size;
+    engine.dataset_id = training.dataset.map(str::to_string);
     TrainerConfig {
         engine,
         optimizer: s.optimizer.clone(),
         schedule: s.schedule.clone(),
     }
+}
+
+/// What `training` would spend, checked before anything is released: the engine is
+/// validated and σ calibrated for every planned step after `prior` (as [`train`] will do), and
+/// the ledger the finished training will hold is returned (`prior` and the planned steps).
+/// Fails, releasing nothing, when the plan cannot meet the budget or its settings are out of
+/// range (an expected batch larger than the data, an ε or δ no σ can reach, …).
+pub fn plan(
+    training: &DpTraining<'_>,
+    records: usize,
+    prior: PrivacyLedger,
+) -> Result<PlannedTraining, DistilDpError> {
+    let config = trainer_config(training, records);
+    config.optimizer.validate()?;
+    config.schedule.validate()?;
+    // a throwaway stream: nothing is sampled or drawn
+    let engine = PrivacyEngine::after(config.engine, DpRng::secure()?, prior.clone())?;
+    let (_, planned) = engine.steps();
+    let mut ledger = prior;
+    if planned > 0 {
+        ledger
+            .record(
+                dp_optim::engine::LEDGER_LABEL,
+                dp_accounting::DpEvent::poisson_sampled_gaussian(
+                    engine.sample_rate(),
+                    engine.noise_multiplier(),
+                )
+                .and_then(|e| e.self_composed(planned))
+                .map_err(dp_optim::DpOptimError::from)?,
+            )
+            .map_err(dp_optim::DpOptimError::from)?;
+    }
+    Ok(PlannedTraining {
+        noise_multiplier: engine.noise_multiplier(),
+        steps: planned,
+        ledger,
+    })
+}
+
+/// A DP-SGD training as [`plan`] calibrated it, before it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedTraining {
+    /// The calibrated σ.
+    pub noise_multiplier: f64,
+    /// The planned steps.
+    pub steps: u64,
+    /// The ledger once every planned step is taken (the prior releases included).
+    pub ledger: PrivacyLedger,
 }
 
 /// Worker `processes.rank` (not 0) of a training that worker 0 runs with [`train`]: joins
@@ -265,7 +317,8 @@ pub fn follow<B: AutodiffBackend, L: PrivateExamples<B>>(
 /// device (`dp_optim::DataParallelTrainer`: the same ε and the same kind of update, one
 /// ledger and checkpoint); otherwise on this thread.
 ///
-/// `log` receives one line of JSON per step (`steps`, `planned_steps`, `seconds`, `workers`), with
+/// `log` receives one line of JSON per step (`steps`, `planned_steps`, `workers`; no time,
+/// which would reveal the private batch sizes), with
 /// `checkpoint: true` and the ε spent so far on checkpoint steps. Training losses are not
 /// logged: they are computed on private records, outside the DP guarantee.
 pub fn train<B: AutodiffBackend, L: PrivateExamples<B> + Send>(
@@ -280,7 +333,20 @@ pub fn train<B: AutodiffBackend, L: PrivateExamples<B> + Send>(
     let device = model.devices().into_iter().next().unwrap_or_default();
     let prior_entries = prior.entries().len();
     let (mut trainer, mut model) = if dp_optim::checkpoint_exists(dir) {
-        DpTrainer::<B, Gpt2<B>>::load_checkpoint(dir, model, &device)?
+        let (trainer, model) = DpTrainer::<B, Gpt2<B>>::load_checkpoint(dir, model, &device)?;
+        let saved = trainer.config().engine.dataset_id;
+        if training.dataset.is_some() && saved.as_deref() != training.dataset {
+            return Err(DistilDpError::ReleaseMismatch(Box::new(Mismatch {
+                part: "DP-SGD checkpoint",
+                private: true,
+                stage: "teacher",
+                dir: dir.to_path_buf(),
+                field: "data (fingerprint of the input file and of the training split)".into(),
+                recorded: saved.unwrap_or_else(|| "(none)".into()),
+                now: training.dataset.unwrap_or_default().to_string(),
+            })));
+        }
+        (trainer, model)
     } else {
         let rng = match training.insecure_noise_seed {
             Some(seed) => DpRng::insecure_seeded(seed),
@@ -313,15 +379,14 @@ pub fn train<B: AutodiffBackend, L: PrivateExamples<B> + Send>(
             Vec::new()
         };
     let workers = processes.map_or(replicas.len() + 1, |p| p.world);
-    let start = Instant::now();
     let every = training.checkpoint_every.max(1);
     let is_checkpoint = |taken: u64, planned: u64| taken.is_multiple_of(every) || taken == planned;
     let mut report = |engine: &PrivacyEngine, checkpointed: bool| {
         let (taken, planned) = engine.steps();
+        // no time or realised batch size: both depend on the private Poisson samples
         let mut line = serde_json::json!({
             "steps": taken,
             "planned_steps": planned,
-            "seconds": start.elapsed().as_secs_f64(),
             "workers": workers,
         });
         if checkpointed {

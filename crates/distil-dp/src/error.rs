@@ -73,6 +73,11 @@ pub enum DistilDpError {
         /// The first difference.
         detail: String,
     },
+    /// The run directory holds an output made with other settings or other data, which this
+    /// run cannot remake: a private release (remaking it would release the private data
+    /// again), or a post-processing output that this run only reads.
+    #[error("{0}")]
+    ReleaseMismatch(Box<Mismatch>),
     /// A stage was asked to run before the stage whose output it needs.
     #[error(
         "`distil-dp {needed_by}` needs the output of the `{stage}` stage ({path} is missing or incomplete): run `distil-dp {stage}` or `distil-dp run` first"
@@ -88,6 +93,51 @@ pub enum DistilDpError {
     /// A data-parallel worker thread failed outside a collective call.
     #[error("data-parallel worker: {0}")]
     Worker(String),
+}
+
+/// What [`DistilDpError::ReleaseMismatch`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// What was made (`DistilDP release (label histogram + teacher)`, ...).
+    pub part: &'static str,
+    /// Whether it is a release of the private data.
+    pub private: bool,
+    /// The stage that makes it.
+    pub stage: &'static str,
+    /// The run directory (or checkpoint).
+    pub dir: PathBuf,
+    /// The first field that differs (or `data`).
+    pub field: String,
+    /// Its value when the output was made.
+    pub recorded: String,
+    /// Its value in this run.
+    pub now: String,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: `{}` is {} in this run, but the {} in this run directory was made with {}; ",
+            self.dir.display(),
+            self.field,
+            self.now,
+            self.part,
+            self.recorded
+        )?;
+        if self.private {
+            write!(
+                f,
+                "a private release is never made twice (that would release the private data again): restore the setting, or give another output_dir for a new, separately accounted run"
+            )
+        } else {
+            write!(
+                f,
+                "run `distil-dp {}` (or `run`) to make it again with these settings",
+                self.stage
+            )
+        }
+    }
 }
 
 /// Maps an I/O error on `path` to [`DistilDpError::Io`].

@@ -34,9 +34,32 @@ pub struct LabelRelease {
     pub codes_from_private_data: bool,
 }
 
+/// The control codes of a run, and whether they were read from the private data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlCodes {
+    /// The codes, in order.
+    pub codes: Vec<Code>,
+    /// Read from the private training split (no public domain was configured).
+    pub from_private_data: bool,
+    /// Refusable cases accepted because the user named the label columns: what to warn of.
+    pub warning: Option<String>,
+}
+
+/// The most distinct codes per record that codes read from the private data may have
+/// unless the label columns are named explicitly: at most one code per 20 records.
+pub const RECORDS_PER_CODE: usize = 20;
+
 /// The codes: every combination of the public label domains (the configured ones, or the
 /// embedded corpus's), else the distinct combinations of the training records.
-fn codes(config: &PipelineConfig, train: &[Record]) -> (Vec<Code>, bool) {
+///
+/// Codes read from the private data are refused, before anything is released, when they
+/// could identify records: more distinct codes than N/20 (e.g. an `id` column taken as a
+/// label because `data.label_columns` was left empty) — unless the user named the label
+/// columns, in which case they are accepted with a warning.
+pub fn control_codes(
+    config: &PipelineConfig,
+    train: &[Record],
+) -> Result<ControlCodes, DistilDpError> {
     let domain: Vec<(String, Vec<String>)> = if config.data.path.is_none() {
         crate::embedded::label_values()
     } else {
@@ -64,10 +87,64 @@ fn codes(config: &PipelineConfig, train: &[Record]) -> (Vec<Code>, bool) {
                 })
                 .collect();
         }
-        return (all, false);
+        return Ok(ControlCodes {
+            codes: all,
+            from_private_data: false,
+            warning: None,
+        });
     }
     let distinct: BTreeSet<Code> = train.iter().map(|r| r.labels.clone()).collect();
-    (distinct.into_iter().collect(), true)
+    let n = train.len();
+    let mut warning = None;
+    if distinct.len() > 1 && distinct.len() * RECORDS_PER_CODE > n {
+        // the column with the most distinct values, to name it
+        let widest = (0..columns)
+            .map(|c| {
+                let values: BTreeSet<&str> = train.iter().map(|r| r.labels[c].1.as_str()).collect();
+                (values.len(), r_name(train, c))
+            })
+            .max()
+            .map(|(count, name)| format!("`{name}` has {count} distinct values"))
+            .unwrap_or_default();
+        let detail = format!(
+            "{} distinct control codes for {n} training records ({widest}): codes this fine can identify records, and the code list (read from the private data) is released outside the DP guarantee",
+            distinct.len()
+        );
+        if config.data.label_columns.is_empty() {
+            return Err(DistilDpError::InvalidArgument {
+                field: "data.label_columns",
+                value: format!("(unset: every column but `text`) — {detail}"),
+                expected: "the label columns to use (e.g. --set data.label_columns='[\"category\"]'), with at most one distinct code per 20 training records, or public domains in data.label_values",
+            });
+        }
+        warning = Some(format!("WARNING: {detail}."));
+    }
+    Ok(ControlCodes {
+        codes: distinct.into_iter().collect(),
+        from_private_data: true,
+        warning,
+    })
+}
+
+fn r_name(train: &[Record], column: usize) -> String {
+    train
+        .first()
+        .map(|r| r.labels[column].0.clone())
+        .unwrap_or_default()
+}
+
+/// The ledger the label release will hold, known before it is made (the allocation's σ is
+/// public): what the teacher's σ is calibrated after, before anything is released.
+pub fn planned_ledger(allocation: &SampleAllocation) -> Result<PrivacyLedger, DistilDpError> {
+    let mut ledger = PrivacyLedger::new();
+    if let SampleAllocation::DpHistogram { noise_multiplier } = allocation {
+        let event = dp_accounting::DpEvent::gaussian(*noise_multiplier)
+            .map_err(dp_optim::DpOptimError::from)?;
+        ledger
+            .record(synth_gen::HISTOGRAM_LABEL, event)
+            .map_err(dp_optim::DpOptimError::from)?;
+    }
+    Ok(ledger)
 }
 
 /// The release saved in the run directory by an earlier run, if there is one.
@@ -97,6 +174,7 @@ pub fn release_or_load(
     config: &PipelineConfig,
     dir: &RunDir,
     train: &[Record],
+    codes: &ControlCodes,
     total: usize,
     rng: &mut DpRng,
 ) -> Result<LabelRelease, DistilDpError> {
@@ -104,7 +182,8 @@ pub fn release_or_load(
         return Ok(release);
     }
     let path = dir.histogram_path();
-    let (codes, from_private) = codes(config, train);
+    let from_private = codes.from_private_data;
+    let codes = codes.codes.clone();
     let counts: Vec<u64> = codes
         .iter()
         .map(|c| train.iter().filter(|r| &r.labels == c).count() as u64)
@@ -116,6 +195,13 @@ pub fn release_or_load(
         .map_err(|e| DistilDpError::Config {
             message: format!("generation.allocation: {e}"),
         })?;
+    if ledger != planned_ledger(&allocation)? {
+        // the teacher's σ was calibrated after the planned ledger: never continue past a
+        // release that spent something else (nothing of it is saved or returned)
+        return Err(DistilDpError::Config {
+            message: "the label release recorded another ledger than planned".into(),
+        });
+    }
     let release = LabelRelease {
         codes,
         samples,

@@ -56,8 +56,10 @@ pub mod dp_train;
 pub mod embedded;
 mod error;
 pub mod eval;
+pub mod fingerprint;
 pub mod generation;
 pub mod histogram;
+pub mod identity;
 pub mod pipeline;
 pub mod prepare;
 pub mod progress;
@@ -66,4 +68,4 @@ pub mod report;
 pub mod run_dir;
 pub mod split;
 
-pub use error::DistilDpError;
+pub use error::{DistilDpError, Mismatch};

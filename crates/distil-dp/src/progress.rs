@@ -44,11 +44,11 @@ impl Reporter {
     pub fn new(mode: OutputMode, metrics: &Path) -> Result<Self, DistilDpError> {
         // a line cut short by a kill is ended, so that the next event starts a line of its own
         let cut = std::fs::read(metrics).is_ok_and(|b| b.last().is_some_and(|&c| c != b'\n'));
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(metrics)
-            .map_err(io(metrics))?;
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(metrics).map_err(io(metrics))?;
         if cut {
             writeln!(file).map_err(io(metrics))?;
         }
@@ -143,6 +143,17 @@ impl Reporter {
         if self.bar.take().is_some() {
             eprintln!();
         }
+    }
+
+    /// A warning or disclosure that every reader must see: one line on stderr in every mode
+    /// (quiet included), and a `warning` event in the metrics (and on stdout in JSON mode).
+    pub fn warn(&mut self, stage: &str, message: &str) {
+        self.finish();
+        eprintln!("[{stage}] {message}");
+        self.event(
+            stage,
+            serde_json::json!({ "event": "warning", "warning": message }),
+        );
     }
 
     /// A message for people (stderr in bars mode; an event in JSON mode; nothing if quiet).

@@ -130,13 +130,15 @@ pub struct Report {
 }
 
 impl Report {
-    /// Assembles the report of a finished run.
+    /// Assembles the report of a finished run; `warnings` (shown when the run started: δ
+    /// not below 1/N, fine control codes) are repeated in its notes.
     pub fn new(
         config: &PipelineConfig,
         splits: &Splits<Record>,
         delta: f64,
         release: &LabelRelease,
         results: Vec<ModelResult>,
+        warnings: &[String],
     ) -> Result<Self, DistilDpError> {
         let accountant = config.privacy.accountant.build();
         let mut releases = Vec::new();
@@ -174,12 +176,21 @@ impl Report {
                 .upper
         };
         let mut notes = vec![
-            "Guarantee: each release is (ε, δ)-DP with respect to adding or removing one training record, ε from the accountant's upper bound on the composition of its ledger.".to_string(),
-            "The DistilDP release is the label histogram and the teacher; the synthetic corpus, the DistilDP student and the hard-label student are post-processing of it and spend no further budget. The DPKD baseline's teacher (target ε/2) and student are composed in one ledger at the run's ε.".to_string(),
-            "The tokenizer was trained on public text only.".to_string(),
+            "Guarantee: each release is (ε, δ)-DP with respect to adding or removing one training record, ε from the accountant's upper bound on the composition of its ledger, for anyone who sees the published outputs (below), assuming the DP noise and sampling came from the OS-seeded CSPRNG and the run directory was not read by others while the run went on.".to_string(),
+            "Privacy unit: one record of the data file (its text and its labels). A person with k records is protected as a group of k (roughly kε).".to_string(),
+            "Treated as public, outside the guarantee: N (training records) and the split sizes, the synthetic corpus size (generation.samples, default N), the configuration. Records are split by a keyed hash of their content (the seed data.split.seed), so adding or removing one record moves no other.".to_string(),
+            "The DistilDP release is the label histogram (exact discrete Gaussian) and the teacher; the synthetic corpus, the DistilDP student and the hard-label student are post-processing of it and spend no further budget. The DPKD baseline's teacher (target ε/2) and student are composed in one ledger at the run's ε.".to_string(),
+            tokenizer_note(config),
             "The test perplexities are computed on private test records and reported without noise: they are outside the guarantee (as in the paper). The validation split is not used.".to_string(),
-            "Training losses of the DP trainings are not logged (they are computed on private records); the loss curves show the non-private trainings only.".to_string(),
+            "Training losses and times of the DP trainings are not logged (they depend on private records and batch sizes); the loss curves show the non-private trainings only.".to_string(),
+            "Safe to publish: the exported models (models/), the synthetic corpus (synthetic.jsonl), label-histogram.json, tokenizer.json, and this report's privacy section. Keep private: the data, run.json and the DP checkpoints' trainer state (run.json holds SHA-256 fingerprints of the data, which confirm a guessed file), the checkpoint directories of unfinished DP trainings (their secrets file regenerates the noise; it is deleted when a training finishes), and the test perplexities unless their disclosure is acceptable.".to_string(),
         ];
+        notes.extend(
+            warnings
+                .iter()
+                .filter(|w| !w.starts_with("DISCLOSURE") && !w.starts_with("INSECURE"))
+                .cloned(),
+        );
         if release.codes_from_private_data {
             notes.push("DISCLOSURE: the control codes are the label combinations present in the private training data (no public label domain was configured, data.label_values): which combinations occur is revealed outside the DP guarantee.".to_string());
         }
@@ -321,6 +332,28 @@ impl Report {
             self.privacy_markdown()
         )
     }
+}
+
+/// What the report says of the tokenizer: what was actually used.
+fn tokenizer_note(config: &PipelineConfig) -> String {
+    let t = &config.tokenizer;
+    if let Some(path) = &t.path {
+        return format!(
+            "The tokenizer is the user-supplied {}: what it was trained on is the user's responsibility (if on the private data, that use is outside the guarantee).",
+            path.display()
+        );
+    }
+    if t.public_corpus.is_empty() {
+        return "The tokenizer was trained on the embedded public corpus, never on the private records.".to_string();
+    }
+    format!(
+        "The tokenizer (and any pre-training) used the public files {} (refused when they are the private data), never the private records.",
+        t.public_corpus
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// (mechanism, q, σ, steps) of a ledger event, as table cells.

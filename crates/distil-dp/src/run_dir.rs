@@ -1,8 +1,9 @@
 //! The run directory: where every stage writes, and what a rerun resumes from.
 //!
 //! ```text
-//! config.toml           the configuration of the run (a rerun must match it)
-//! tokenizer.json        trained on public text
+//! config.toml           the configuration of the latest run (for people)
+//! run.json              the data fingerprint and what each stage depends on (see crate::identity)
+//! tokenizer.json        trained on public text (or the user's)
 //! teacher/ student/ …   checkpoints, one directory per trained model
 //! label-histogram.json  the DP release of the label counts (released once, then reused)
 //! synthetic.jsonl       the synthetic corpus, streamed (or merged from its shards)
@@ -12,8 +13,9 @@
 //! report.json report.md the results table and the privacy ledger
 //! ```
 //!
-//! Files are written atomically (a temporary sibling, then a rename), so a kill leaves either
-//! the old or the new version.
+//! Files are written atomically (a temporary sibling, then a rename) and durably (fsync of the
+//! file and of the directory), so a kill leaves either the old or the new version. The
+//! directory is created owner-only (0700 on Unix) and this crate's files 0600.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,45 +31,81 @@ pub struct RunDir {
     root: PathBuf,
 }
 
-/// Writes `contents` to `path` atomically (temporary sibling, then rename). The temporary
-/// name holds the process id, so that processes sharing the run directory (the workers of a
-/// multi-process teacher writing the same config) never rename each other's file.
+/// Writes `contents` to `path` atomically (temporary sibling, then rename) and durably (the
+/// file and then its directory are synced, so a crash after this returns keeps the new
+/// version). The file is created owner-only (0600 on Unix). The temporary name holds the
+/// process id, so that processes sharing the run directory (the workers of a multi-process
+/// teacher writing the same config) never rename each other's file.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), DistilDpError> {
+    use std::io::Write;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".partial-{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    fs::write(&tmp, contents).map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp).map_err(io(&tmp))?;
+    file.write_all(contents).map_err(io(&tmp))?;
+    file.sync_all().map_err(io(&tmp))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(io(path))?;
+    sync_parent(path)
+}
+
+/// Syncs the directory holding `path` (Unix; elsewhere a no-op), making a rename durable.
+fn sync_parent(path: &Path) -> Result<(), DistilDpError> {
+    #[cfg(unix)]
+    {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io(parent))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Creates `dir` (and its parents) owner-only: 0700 on Unix, so nothing in a run directory
+/// (checkpoints, corpus, metrics) is readable by other users whatever its own mode.
+pub fn create_private_dir(dir: &Path) -> Result<(), DistilDpError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(io(dir))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    }
+    Ok(())
 }
 
 impl RunDir {
-    /// Opens (creating if needed) the run directory of `config` and records the config in
-    /// it. A directory that already holds a *different* config is refused: its checkpoints,
-    /// corpus and ledger belong to that run (choose another `output_dir`, or delete it).
+    /// Opens (creating if needed, owner-only) the run directory of `config`. Nothing is
+    /// written to it: what each stage depends on is checked and recorded by
+    /// [`crate::identity`] once every check of a run has passed, and `config.toml` then
+    /// records the configuration of the latest run.
     pub fn open(config: &PipelineConfig) -> Result<Self, DistilDpError> {
         let root = config.output_dir.clone();
-        fs::create_dir_all(&root).map_err(io(&root))?;
-        let dir = Self { root };
-        let path = dir.config_path();
-        let text = config.to_toml();
-        if path.exists() {
-            let old = fs::read_to_string(&path).map_err(io(&path))?;
-            let old = PipelineConfig::from_toml(&old, &[]).map_err(|e| DistilDpError::Config {
-                message: format!("{}: {e}", path.display()),
-            })?;
-            // the number of workers may change between resumptions (not the run's identity)
-            let mut same = old.clone();
-            same.workers = config.workers;
-            if &same != config {
-                return Err(DistilDpError::RunMismatch {
-                    path,
-                    detail: first_difference(&old.to_toml(), &text),
-                });
-            }
-        } else {
-            write_atomic(&path, text.as_bytes())?;
-        }
-        Ok(dir)
+        create_private_dir(&root)?;
+        Ok(Self { root })
+    }
+
+    /// Writes `config.toml` (the configuration of the latest run, for people: what each
+    /// stage depends on is in `run.json`).
+    pub fn save_config(&self, config: &PipelineConfig) -> Result<(), DistilDpError> {
+        write_atomic(&self.config_path(), config.to_toml().as_bytes())
+    }
+
+    /// `run.json`: the data fingerprint and what each stage and release depends on.
+    pub fn identity_path(&self) -> PathBuf {
+        self.root.join("run.json")
     }
 
     /// The directory.
@@ -130,23 +168,5 @@ impl RunDir {
             shard.index(),
             shard.count()
         ))
-    }
-}
-
-/// The first line where two config texts differ, for the error message.
-fn first_difference(old: &str, new: &str) -> String {
-    let mut a = old.lines();
-    let mut b = new.lines();
-    loop {
-        match (a.next(), b.next()) {
-            (Some(x), Some(y)) if x == y => continue,
-            (x, y) => {
-                return format!(
-                    "it holds `{}`, this run has `{}`",
-                    x.unwrap_or("(nothing)"),
-                    y.unwrap_or("(nothing)")
-                );
-            }
-        }
     }
 }

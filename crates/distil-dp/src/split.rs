@@ -1,8 +1,11 @@
-//! Train / validation / test splits with a fixed seed.
+//! Train / validation / test splits, decided per record by a keyed hash of its content: a
+//! record's part depends on that record (and the public seed) only, so adding or removing
+//! one record moves no other record between the parts.
 
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::DistilDpError;
 
@@ -16,7 +19,7 @@ pub struct SplitConfig {
     /// Fraction for test, in (0, 1) (default 0.1).
     #[serde(default = "d_tenth")]
     pub test: f64,
-    /// Seed of the shuffle (default 0). The split is a public choice, not a secret.
+    /// Key of the split's hash (default 0). The split is a public choice, not a secret.
     #[serde(default)]
     pub seed: u64,
 }
@@ -74,42 +77,108 @@ impl SplitConfig {
         Ok(())
     }
 
-    /// Shuffles `records` with the seed (ChaCha20, Fisher–Yates) and cuts them: test first,
-    /// then validation, the rest training. Sizes are rounded to the nearest record; the test
-    /// and training parts must each hold at least one record.
-    pub fn split<T>(&self, records: Vec<T>) -> Result<Splits<T>, DistilDpError> {
+    /// Splits `records` by a keyed hash of each one's content ([`SplitKey`]): `h =
+    /// SHA-256("distil-dp split v1" ‖ seed ‖ content)` read as a number `u` in [0, 1) goes to
+    /// test when `u < test`, to validation when `u < test + validation`, else to training.
+    /// Each part is ordered by `h` (a seeded pseudo-random order; equal records keep their
+    /// file order), so taking a prefix of each part keeps a hash-chosen subset. The parts'
+    /// sizes are therefore binomial around the fractions, not rounded to them; the test and
+    /// training parts must each hold at least one record.
+    pub fn split<T: SplitKey>(&self, records: Vec<T>) -> Result<Splits<T>, DistilDpError> {
         self.validate()?;
         let n = records.len();
-        let n_test = (self.test * n as f64).round() as usize;
-        let n_val = (self.validation * n as f64).round() as usize;
-        if n_test == 0 || n_test + n_val >= n {
+        let test_bound = self.test;
+        let validation_bound = self.test + self.validation;
+        let mut keyed: Vec<(u64, usize, T)> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (self.key(&r), i, r))
+            .collect();
+        keyed.sort_by_key(|&(h, i, _)| (h, i));
+        let mut splits = Splits {
+            train: Vec::new(),
+            validation: Vec::new(),
+            test: Vec::new(),
+        };
+        for (h, _, r) in keyed {
+            let u = h as f64 / 2f64.powi(64);
+            if u < test_bound {
+                splits.test.push(r);
+            } else if u < validation_bound {
+                splits.validation.push(r);
+            } else {
+                splits.train.push(r);
+            }
+        }
+        if splits.test.is_empty() || splits.train.is_empty() {
             return Err(DistilDpError::InvalidArgument {
                 field: "split",
                 value: format!(
-                    "{n} records with test {} and validation {}",
-                    self.test, self.validation
+                    "{n} records with test {} and validation {} ({} fell in test, {} in training)",
+                    self.test,
+                    self.validation,
+                    splits.test.len(),
+                    splits.train.len()
                 ),
                 expected: "enough records for a non-empty test and training split",
             });
         }
-        let order = permutation(n, &mut ChaCha20Rng::seed_from_u64(self.seed));
-        let mut slots: Vec<Option<T>> = records.into_iter().map(Some).collect();
-        let mut take = |range: std::ops::Range<usize>| -> Vec<T> {
-            order[range]
-                .iter()
-                .map(|&i| slots[i].take().expect("each index once"))
-                .collect()
-        };
-        let test = take(0..n_test);
-        let validation = take(n_test..n_test + n_val);
-        let train = take(n_test + n_val..n);
-        Ok(Splits {
-            train,
-            validation,
-            test,
-        })
+        Ok(splits)
+    }
+
+    /// The record's 64-bit split hash under this config's seed.
+    fn key<T: SplitKey>(&self, record: &T) -> u64 {
+        let mut content = Vec::new();
+        record.split_bytes(&mut content);
+        let mut hash = Sha256::new();
+        hash.update(b"distil-dp split v1");
+        hash.update(self.seed.to_le_bytes());
+        hash.update(&content);
+        let digest = hash.finalize();
+        u64::from_be_bytes(digest[..8].try_into().expect("32-byte digest"))
     }
 }
+
+/// The content a record is split (and fingerprinted) by: an unambiguous byte encoding (every
+/// variable-length piece prefixed by its length).
+pub trait SplitKey {
+    /// Appends this record's encoding to `out`.
+    fn split_bytes(&self, out: &mut Vec<u8>);
+}
+
+/// Appends `bytes` prefixed by its length (8 bytes, little-endian).
+pub(crate) fn push_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+impl SplitKey for crate::records::Record {
+    fn split_bytes(&self, out: &mut Vec<u8>) {
+        push_prefixed(out, self.text.as_bytes());
+        out.extend_from_slice(&(self.labels.len() as u64).to_le_bytes());
+        for (column, value) in &self.labels {
+            push_prefixed(out, column.as_bytes());
+            push_prefixed(out, value.as_bytes());
+        }
+    }
+}
+
+impl SplitKey for String {
+    fn split_bytes(&self, out: &mut Vec<u8>) {
+        push_prefixed(out, self.as_bytes());
+    }
+}
+
+macro_rules! int_split_key {
+    ($($t:ty),*) => {$(
+        impl SplitKey for $t {
+            fn split_bytes(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
+}
+int_split_key!(u32, u64, usize, i64);
 
 /// `0..n` shuffled by Fisher–Yates with unbiased indices (rejection sampling) from `rng`.
 pub(crate) fn permutation(n: usize, rng: &mut ChaCha20Rng) -> Vec<usize> {

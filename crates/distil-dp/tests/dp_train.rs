@@ -90,6 +90,7 @@ fn training(config: &PipelineConfig, workers: usize) -> DpTraining<'_> {
         checkpoint_every: 2,
         workers,
         processes: None,
+        dataset: Some("tiny-data"),
     }
 }
 

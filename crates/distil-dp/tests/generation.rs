@@ -5,7 +5,7 @@ use burn::backend::Flex;
 use causal_lm::Gpt2Config;
 use distil_dp::config::PipelineConfig;
 use distil_dp::generation::{corpus_complete, generate_corpus};
-use distil_dp::histogram::release_or_load;
+use distil_dp::histogram::{control_codes, release_or_load};
 use distil_dp::prepare::{load_splits, tokenizer};
 use distil_dp::run_dir::RunDir;
 use dp_optim::DpRng;
@@ -25,8 +25,15 @@ fn the_corpus_is_written_and_a_rerun_completes_it_identically() {
     let dir = RunDir::open(&config).unwrap();
     let tok = tokenizer(&config, &dir).unwrap();
     let train = load_splits(&config).unwrap().train;
-    let release =
-        release_or_load(&config, &dir, &train, 50, &mut DpRng::secure().unwrap()).unwrap();
+    let release = release_or_load(
+        &config,
+        &dir,
+        &train,
+        &control_codes(&config, &train).unwrap(),
+        50,
+        &mut DpRng::secure().unwrap(),
+    )
+    .unwrap();
     let device = Default::default();
     let mut teacher_config = Gpt2Config::new(tok.vocab_size(), 64, 16, 1, 2);
     teacher_config.eos_token_id = Some(tok.eos_id());
@@ -76,8 +83,15 @@ fn a_corpus_whose_last_samples_were_dropped_is_complete_and_not_generated_again(
         .map(|(_, values)| values.len())
         .product();
     let total = 2 * codes;
-    let release =
-        release_or_load(&config, &dir, &train, total, &mut DpRng::secure().unwrap()).unwrap();
+    let release = release_or_load(
+        &config,
+        &dir,
+        &train,
+        &control_codes(&config, &train).unwrap(),
+        total,
+        &mut DpRng::secure().unwrap(),
+    )
+    .unwrap();
     assert_eq!(release.samples.len(), codes);
     assert!(
         release.samples.iter().all(|&n| n == 2),

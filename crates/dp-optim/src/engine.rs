@@ -73,6 +73,11 @@ pub struct EngineConfig {
     /// `None`: the whole logical batch at once.
     #[serde(default)]
     pub physical_batch_size: Option<usize>,
+    /// An identifier of the private dataset (e.g. a SHA-256 fingerprint of the records),
+    /// kept in every checkpoint, so that a caller resuming a run can refuse one whose data
+    /// changed (see [`crate::DpTrainer::load_checkpoint`]'s callers). Not used by the engine.
+    #[serde(default)]
+    pub dataset_id: Option<String>,
 }
 
 impl EngineConfig {
@@ -97,6 +102,7 @@ impl EngineConfig {
             clipping: Clipping::default(),
             clipping_path: ClippingPath::default(),
             physical_batch_size: None,
+            dataset_id: None,
         }
     }
 }

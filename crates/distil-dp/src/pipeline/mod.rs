@@ -29,8 +29,9 @@ use crate::config::{ModelConfig, PipelineConfig, StudentConfig};
 use crate::distill::distill;
 use crate::dp_train::{DpSummary, DpTraining, Processes, Progress, fresh_model, train};
 use crate::error::DistilDpError;
-use crate::histogram::{LabelRelease, release_or_load};
-use crate::prepare::{load_splits, tokenizer};
+use crate::fingerprint::DataFingerprint;
+use crate::histogram::{ControlCodes, LabelRelease, release_or_load};
+use crate::prepare::{load_data, load_tokenizer};
 use crate::progress::Reporter;
 use crate::records::Record;
 use crate::report::{Report, TrainingKind};
@@ -39,7 +40,10 @@ use crate::split::Splits;
 
 mod baselines;
 mod evaluation;
+mod preflight;
 mod shards;
+
+pub use preflight::default_delta;
 
 pub use shards::{generate_shard, merge};
 
@@ -220,6 +224,14 @@ struct Ctx<'a, B: AutodiffBackend> {
     release: Option<LabelRelease>,
     /// The teacher's DP-SGD is spread over these processes.
     processes: Option<&'a Processes>,
+    /// The private data's fingerprints.
+    fingerprint: DataFingerprint,
+    /// Their short form, kept in every DP checkpoint.
+    dataset_id: String,
+    /// The control codes, once checked (by the preflight of a run that makes the release).
+    codes: Option<ControlCodes>,
+    /// Warnings and disclosures shown at the start (the report repeats them).
+    warnings: Vec<String>,
 }
 
 /// Which architecture.
@@ -243,7 +255,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         device: B::Device,
     ) -> Result<Self, DistilDpError> {
         let dir = RunDir::open(config)?;
-        let splits = load_splits(config)?;
+        let (splits, fingerprint) = load_data(config)?;
         if splits.train.is_empty() || splits.test.is_empty() {
             return Err(DistilDpError::InvalidArgument {
                 field: "data",
@@ -255,18 +267,19 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
                 expected: "at least one record in the training and in the test split",
             });
         }
-        let tok = tokenizer(config, &dir)?;
+        let tok = load_tokenizer(config, &dir)?;
         let delta = config
             .privacy
             .delta
-            .unwrap_or(1.0 / splits.train.len() as f64);
+            .unwrap_or_else(|| default_delta(splits.train.len()));
         if !(delta > 0.0 && delta < 1.0) {
             return Err(DistilDpError::InvalidArgument {
                 field: "privacy.delta",
                 value: delta.to_string(),
-                expected: "a number in (0, 1) (the default 1/N needs at least 2 training records)",
+                expected: "a number in (0, 1) (the default N^-1.1 needs at least 2 training records)",
             });
         }
+        let dataset_id = fingerprint.short();
         Ok(Self {
             config,
             stages,
@@ -278,6 +291,10 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             device,
             release: None,
             processes: None,
+            fingerprint,
+            dataset_id,
+            codes: None,
+            warnings: Vec::new(),
         })
     }
 
@@ -291,6 +308,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
     }
 
     fn run(&mut self) -> Result<Option<Report>, DistilDpError> {
+        self.preflight(true)?;
         self.rep.event(
             "run",
             serde_json::json!({
@@ -359,7 +377,14 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         }
         self.export("teacher", &teacher.model)?;
         self.export("student", &student.model)?;
-        let report = Report::new(self.config, &self.splits, self.delta, &release, results)?;
+        let report = Report::new(
+            self.config,
+            &self.splits,
+            self.delta,
+            &release,
+            results,
+            &self.warnings,
+        )?;
         report.write(&self.dir)?;
         self.rep.event(
             "evaluate",
@@ -388,8 +413,25 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             .generation
             .samples
             .unwrap_or(self.splits.train.len());
+        let codes = match &self.codes {
+            Some(c) => c.clone(),
+            // only a run whose preflight checked the codes may release
+            None if !path.exists() => return Err(self.missing(Stage::Teacher, path)),
+            None => ControlCodes {
+                codes: Vec::new(),
+                from_private_data: false,
+                warning: None,
+            },
+        };
         let mut rng = self.noise_rng(1)?;
-        let release = release_or_load(self.config, &self.dir, &self.splits.train, total, &mut rng)?;
+        let release = release_or_load(
+            self.config,
+            &self.dir,
+            &self.splits.train,
+            &codes,
+            total,
+            &mut rng,
+        )?;
         self.release = Some(release.clone());
         Ok(release)
     }
@@ -471,15 +513,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
     ) -> Result<Gpt2<B>, DistilDpError> {
         if let Some(path) = &model.checkpoint {
             let gpt = causal_lm::checkpoint::load_any::<B>(path, &self.device)?;
-            if self.tok.vocab_size() > gpt.config.vocab_size {
-                return Err(causal_lm::CausalLmError::Mismatch(format!(
-                    "{}: the tokenizer has {} tokens, the model's vocabulary only {} (give the checkpoint's own tokenizer as tokenizer.path)",
-                    path.display(),
-                    self.tok.vocab_size(),
-                    gpt.config.vocab_size
-                ))
-                .into());
-            }
+            self.check_vocabulary(path, gpt.config.vocab_size)?;
             return Ok(gpt);
         }
         let block = self.config.teacher.block_size;
@@ -497,9 +531,11 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         }
         let public = crate::prepare::public_texts(self.config)?;
         let data = self.blocks(&public)?;
+        // fixed settings: stage 0 depends on the architecture, the tokenizer and the seed
+        // only (not on `[student]`), so changing the student never invalidates the teacher
         let settings = StudentConfig {
             batch_size: PRETRAIN_BATCH,
-            ..self.config.student.clone()
+            ..StudentConfig::default()
         };
         let dir = self.dir.model_dir(pretrain_dir);
         let steps = model.pretrain_steps as u64;
@@ -522,6 +558,23 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         }
     }
 
+    /// Refuses a starting checkpoint whose vocabulary is smaller than the tokenizer's.
+    fn check_vocabulary(
+        &self,
+        path: &std::path::Path,
+        vocab_size: usize,
+    ) -> Result<(), DistilDpError> {
+        if self.tok.vocab_size() > vocab_size {
+            return Err(causal_lm::CausalLmError::Mismatch(format!(
+                "{}: the tokenizer has {} tokens, the model's vocabulary only {vocab_size} (give the checkpoint's own tokenizer as tokenizer.path)",
+                path.display(),
+                self.tok.vocab_size(),
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
     /// Stage 1: the DP teacher on `control code + text` of the training split, after the
     /// label histogram, both in one ledger at the run's ε.
     fn teacher(&mut self) -> Result<Trained<B>, DistilDpError> {
@@ -530,6 +583,10 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         if !may_train && !dp_optim::checkpoint_exists(&dir) {
             return Err(self.missing(Stage::Teacher, dir));
         }
+        // the starting point (and its public pre-training) before the first release
+        let initial = self.start(Role::Teacher, may_train)?;
+        let format = ControlCodeFormat::default();
+        let mut data = self.private_blocks(Some(&format))?;
         let release = self.label_release(may_train)?;
         if may_train {
             self.rep.event(
@@ -541,12 +598,6 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
                 }),
             );
         }
-        let format = ControlCodeFormat::default();
-        if may_train {
-            self.check_prompt_room(&release, &format)?;
-        }
-        let mut data = self.private_blocks(Some(&format))?;
-        let initial = self.start(Role::Teacher, may_train)?;
         let epsilon = self.config.privacy.epsilon;
         self.dp_train(
             "teacher",
@@ -568,15 +619,17 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         let mut data = self.private_blocks(Some(&ControlCodeFormat::default()))?;
         let initial = self.start(Role::Teacher, false)?;
         let training = DpTraining {
-            label: "teacher",
-            settings: &self.config.teacher,
-            epsilon: self.config.privacy.epsilon,
-            delta: self.delta,
-            accountant: self.config.privacy.accountant,
             insecure_noise_seed: None,
-            checkpoint_every: self.config.checkpoint_every,
             workers: 1,
-            processes: None,
+            ..preflight::dp_training(
+                self.config,
+                self.delta,
+                None,
+                &self.dataset_id,
+                "teacher",
+                self.config.privacy.epsilon,
+                2,
+            )
         };
         self.rep.event(
             "teacher",
@@ -587,37 +640,6 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             "teacher",
             serde_json::json!({"event": "worker-done", "rank": processes.rank, "steps": steps}),
         );
-        Ok(())
-    }
-
-    /// Refuses, before any training, a generation that cannot fit the teacher's positions:
-    /// the longest control code plus `max_new_tokens` must fit `teacher.block_size`.
-    fn check_prompt_room(
-        &self,
-        release: &LabelRelease,
-        format: &ControlCodeFormat,
-    ) -> Result<(), DistilDpError> {
-        if self.config.teacher.model.checkpoint.is_some() {
-            return Ok(()); // a checkpoint has its own positions; generation checks them
-        }
-        let longest = release
-            .codes
-            .iter()
-            .map(|c| self.tok.encode(&format.prompt(c)).map(|ids| ids.len()))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .max()
-            .unwrap_or(0);
-        let new = self.config.generation.sampling.max_new_tokens;
-        let block = self.config.teacher.block_size;
-        if longest + new > block {
-            return Err(DistilDpError::Config {
-                message: format!(
-                    "generation.sampling.max_new_tokens = {new} does not fit: the longest control code is {longest} tokens and teacher.block_size is {block}; lower max_new_tokens to at most {} or raise teacher.block_size",
-                    block.saturating_sub(longest)
-                ),
-            });
-        }
         Ok(())
     }
 
@@ -637,20 +659,15 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         noise_tag: u64,
     ) -> Result<Trained<B>, DistilDpError> {
         let dir = self.dir.model_dir(dir_name);
-        let training = DpTraining {
-            label: name,
-            settings: &self.config.teacher,
+        let training = preflight::dp_training(
+            self.config,
+            self.delta,
+            self.processes.filter(|_| stage == Stage::Teacher),
+            &self.dataset_id,
+            name,
             epsilon,
-            delta: self.delta,
-            accountant: self.config.privacy.accountant,
-            insecure_noise_seed: self
-                .config
-                .insecure_noise_seed
-                .map(|s| s.wrapping_add(noise_tag.wrapping_mul(0x9E37))),
-            checkpoint_every: self.config.checkpoint_every,
-            workers: self.config.workers,
-            processes: self.processes.filter(|_| stage == Stage::Teacher),
-        };
+            noise_tag,
+        );
         let limit = if may_train { None } else { Some(0) };
         let rep = &mut *self.rep;
         let (progress, summary) =

@@ -11,6 +11,7 @@ use crate::config::PipelineConfig;
 use crate::error::DistilDpError;
 use crate::generation::{generate_shard as sample_shard, merge_corpus, total_samples};
 use crate::histogram::load_release;
+use crate::identity::Part;
 use crate::progress::{OutputMode, Reporter};
 use crate::run_dir::RunDir;
 
@@ -59,6 +60,8 @@ impl BackendTask for ShardTask<'_> {
                 "backend": self.config.backend,
             }),
         );
+        // shards run side by side: a stale corpus is refused, never removed here
+        ctx.preflight(false)?;
         let teacher = ctx.teacher()?;
         let release = ctx.label_release(false)?;
         let range = shard.range(total_samples(&release));
@@ -102,11 +105,21 @@ pub fn merge(
 ) -> Result<MergeReport, DistilDpError> {
     config.validate()?;
     let dir = RunDir::open(config)?;
+    let (_, fingerprint) = crate::prepare::load_data(config)?;
+    let identity = crate::identity::check(
+        &dir,
+        config,
+        &fingerprint,
+        &[Part::Generation],
+        &[Part::DistilDp],
+        false,
+    )?;
     let release = load_release(&dir)?.ok_or_else(|| DistilDpError::StageMissing {
         stage: Stage::Teacher.name(),
         needed_by: "merge",
         path: dir.histogram_path(),
     })?;
+    identity.commit(&dir)?;
     let report = merge_corpus(config, &dir, &release, count)?;
     reporter.event(
         "merge",
