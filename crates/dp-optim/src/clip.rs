@@ -3,7 +3,7 @@
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Bool, Tensor, TensorData};
 
 use crate::error::DpOptimError;
 use crate::noise;
@@ -18,11 +18,17 @@ use crate::rng::DpRng;
 pub struct ClippedSum {
     /// The clipped sum, keyed by parameter id (parameters without a gradient are absent).
     pub grads: GradientsParams,
-    /// Number of examples summed.
+    /// Number of examples in the batch (those excluded for a non-finite norm included).
     pub examples: usize,
     /// How many examples were actually scaled down (their norm exceeded the bound). A count
     /// over private data: report it only through a DP mechanism or not at all.
     pub clipped: usize,
+    /// How many examples were left out of the sum because their gradient's squared L2 norm
+    /// was not finite (NaN or infinite, e.g. a NaN or infinite loss, or an overflow): such an
+    /// example contributes nothing (clipping factor 0; its gradient is excluded, not
+    /// multiplied, so its NaN or infinite entries never reach the sum). A count over private
+    /// data, like `clipped`.
+    pub nonfinite: usize,
 }
 
 pub(crate) fn check_norm(max_grad_norm: f64) -> Result<(), DpOptimError> {
@@ -162,7 +168,7 @@ where
     check_norm(max_grad_norm)?;
     let _serial = crate::autodiff_guard();
     let mut sum = GradientsParams::new();
-    let mut clipped = 0;
+    let (mut clipped, mut nonfinite) = (0, 0);
     for &i in examples {
         let grads = GradientsParams::from_grads(loss(model, i).backward(), model);
         let mut norms = SquaredNorms::<B> {
@@ -172,17 +178,30 @@ where
         model.visit(&mut norms);
         let (factors, any) = if clipping == Clipping::PerParameter {
             let bound = max_grad_norm / (norms.norms.len().max(1) as f64).sqrt();
-            let factors: Vec<f64> = norms
+            let squared: Vec<f64> = norms
                 .norms
                 .into_iter()
-                .map(|n| clip_factor(n.map(scalar).unwrap_or(0.0).sqrt(), bound))
+                .map(|n| n.map(scalar).unwrap_or(0.0))
+                .collect();
+            if !squared.iter().sum::<f64>().is_finite() {
+                nonfinite += 1;
+                continue;
+            }
+            let factors: Vec<f64> = squared
+                .into_iter()
+                .map(|sq| clip_factor(sq.sqrt(), bound))
                 .collect();
             let any = factors.iter().any(|&f| f < 1.0);
             (Factors::Each(factors), any)
         } else {
             // One host read per example: the squared norms are summed on the device.
             let total = norms.norms.into_iter().flatten().reduce(|a, b| a + b);
-            let f = clip_factor(total.map(scalar).unwrap_or(0.0).sqrt(), max_grad_norm);
+            let squared = total.map(scalar).unwrap_or(0.0);
+            if !squared.is_finite() {
+                nonfinite += 1;
+                continue;
+            }
+            let f = clip_factor(squared.sqrt(), max_grad_norm);
             (Factors::All(f), f < 1.0)
         };
         clipped += usize::from(any);
@@ -198,6 +217,7 @@ where
         grads: sum,
         examples: examples.len(),
         clipped,
+        nonfinite,
     })
 }
 
@@ -212,28 +232,47 @@ pub enum Clipping {
     PerParameter,
 }
 
+/// Per-example clipping factors of the fast path, on the device.
+pub(crate) struct FastClip<B: Backend> {
+    /// One factor `[batch]` per parameter group (0 for an excluded example).
+    pub(crate) factors: Vec<Tensor<B, 1>>,
+    /// How many examples were scaled down.
+    pub(crate) clipped: usize,
+    /// How many examples have a non-finite squared norm (excluded).
+    pub(crate) nonfinite: usize,
+    /// Which examples are excluded (`true`), when any is.
+    pub(crate) excluded: Option<Tensor<B, 1, Bool>>,
+}
+
 /// Clipping factors `min(1, bound/‖g‖)` on the device from per-parameter squared norms
 /// `[batch]` (one per parameter group), and how many examples were scaled down. Flat: one
-/// factor for all groups; per parameter: bound `C/√num_params` per group.
+/// factor for all groups; per parameter: bound `C/√num_params` per group. An example whose
+/// total squared norm (over all groups) is not finite gets factor 0 everywhere, is counted
+/// in `nonfinite` (not in `clipped`) and marked in `excluded`.
 pub(crate) fn clip_factors<B: Backend>(
     squared_norms: Vec<Tensor<B, 1>>,
     max_grad_norm: f64,
     clipping: Clipping,
     num_params: usize,
-) -> (Vec<Tensor<B, 1>>, usize) {
+) -> FastClip<B> {
     let groups = squared_norms.len();
+    let total = squared_norms
+        .iter()
+        .cloned()
+        .reduce(|a, b| a + b)
+        .expect("at least one parameter");
+    let finite = total.clone().is_finite();
+    let excluded = finite.clone().bool_not();
     let factor = |sq: Tensor<B, 1>, bound: f64| {
         let norm = sq.sqrt();
         let over = norm.clone().greater_elem(bound).float();
-        let f = (norm.clamp_min(1e-30).recip() * bound).clamp_max(1.0);
+        let f = (norm.clamp_min(1e-30).recip() * bound)
+            .clamp_max(1.0)
+            .mask_fill(excluded.clone(), 0.0);
         (f, over)
     };
     let (factors, over) = match clipping {
         Clipping::Flat => {
-            let total = squared_norms
-                .into_iter()
-                .reduce(|a, b| a + b)
-                .expect("at least one parameter");
             let (f, over) = factor(total, max_grad_norm);
             (vec![f; groups], over)
         }
@@ -250,8 +289,15 @@ pub(crate) fn clip_factors<B: Backend>(
             (factors, any)
         }
     };
+    let over = over * finite.float();
     let clipped = scalar(over.sum()).round() as usize;
-    (factors, clipped)
+    let nonfinite = scalar(excluded.clone().float().sum()).round() as usize;
+    FastClip {
+        factors,
+        clipped,
+        nonfinite,
+        excluded: (nonfinite > 0).then_some(excluded),
+    }
 }
 
 /// `min(1, bound / norm)`.

@@ -25,12 +25,17 @@ use crate::tap::NoTap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClippingPath {
-    /// Whichever is faster here: a loss that taps nothing runs the generic path; otherwise
-    /// the first micro-batch of at least two examples runs both paths, timed, and the faster
-    /// one is kept for the rest of the run (re-measured after a resume). On CPUs the generic
-    /// path wins for small models (its per-example passes cost what the batched pass costs,
-    /// in far less memory); the fast path wins when per-example gradients are large (gpt2)
-    /// and on accelerators. See `docs/benchmarks.md`.
+    /// Whichever is faster here, decided once per run before its first sampled batch and
+    /// kept in the (non-secret) engine state, so a resumed run continues on it: a loss that
+    /// taps nothing runs the generic path; otherwise both paths are timed on the fixed
+    /// records `0..k`, `k` = the physical batch size (or the expected batch size, rounded
+    /// up), at least 2 and at most the dataset size, and their results are discarded. `k`
+    /// and the records are functions of the public configuration only, never of a Poisson
+    /// sample; the timings can still depend on the *content* of records `0..k` (see
+    /// `docs/dp-optim.md`). On CPUs the generic path wins for small models (its per-example
+    /// passes cost what the batched pass costs, in far less memory); the fast path wins
+    /// when per-example gradients are large (gpt2) and on accelerators. See
+    /// `docs/benchmarks.md`.
     #[default]
     Auto,
     /// One backward per example: any module, any loss; cost grows with the batch.
@@ -109,6 +114,10 @@ impl EngineConfig {
 
 /// Calibrated parameters and everything a checkpoint needs to resume exactly: the step count,
 /// the ledger and the position of the random stream.
+///
+/// Its serialisation holds the secret stream (`rng`) and sampling key: keep it as private
+/// as the data. [`crate::DpTrainer::save_checkpoint`] writes these two to a separate
+/// owner-only file and deletes them once the run is finished.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EngineState {
     /// The configuration.
@@ -121,13 +130,21 @@ pub struct EngineState {
     pub steps_taken: u64,
     /// Every DP release so far.
     pub ledger: PrivacyLedger,
-    /// The sampling and noise stream.
-    pub rng: DpRng,
+    /// The sampling and noise stream: secret (whoever knows it can regenerate every step's
+    /// batch and noise). `None` only for a finished run whose stream was deleted (a
+    /// [`crate::DpTrainer`] checkpoint written after the last step keeps no stream): such an
+    /// engine cannot step.
+    pub rng: Option<DpRng>,
+    /// Whether the run's stream was seeded by the caller ([`DpRng::insecure_seeded`]: no
+    /// privacy guarantee); kept when the stream itself is deleted.
+    #[serde(default)]
+    pub insecure: bool,
     /// The clipping path `Auto` settled on (kept so a resumed run continues on it).
     #[serde(default)]
     pub resolved_path: Option<ClippingPath>,
     /// The key every data-parallel step's Poisson sample is derived from (set when the
-    /// run is trained by a [`crate::DataParallelTrainer`]; `None` for single-worker runs).
+    /// run is trained by a [`crate::DataParallelTrainer`]; `None` for single-worker runs and
+    /// once a finished run's secrets were deleted). Secret, like `rng`.
     #[serde(default)]
     pub sampling_key: Option<SamplingKey>,
 }
@@ -139,11 +156,14 @@ pub struct EngineState {
 /// Guarantee: with a secure [`DpRng`], the sequence of updates returned by [`Self::step`] is
 /// (target ε, δ)-DP with respect to adding or removing one record of the dataset (the
 /// accountant's upper bound, both directions), provided each per-example loss depends on its
-/// own record only.
+/// own record only. An example whose gradient norm is not finite (NaN, ±∞) contributes
+/// nothing to its step (see [`ClippedSum::nonfinite`]), so one bad record cannot turn the
+/// released update into NaN.
 #[derive(Debug)]
 pub struct PrivacyEngine {
     state: EngineState,
     sampler: PoissonSampler,
+    nonfinite: u64,
 }
 
 impl PrivacyEngine {
@@ -162,7 +182,7 @@ impl PrivacyEngine {
         rng: DpRng,
         prior: PrivacyLedger,
     ) -> Result<Self, DpOptimError> {
-        warn_if_insecure(&rng);
+        warn_if_insecure(rng.is_insecure());
         let sampler =
             PoissonSampler::with_expected_batch(config.dataset_size, config.expected_batch_size)?;
         if !(config.epochs > 0.0 && config.epochs.is_finite()) {
@@ -208,23 +228,42 @@ impl PrivacyEngine {
                 planned_steps,
                 steps_taken: 0,
                 ledger: prior,
-                rng,
+                insecure: rng.is_insecure(),
+                rng: Some(rng),
                 resolved_path: None,
                 sampling_key: None,
             },
             sampler,
+            nonfinite: 0,
         })
     }
 
-    /// Resumes from a saved [`EngineState`] (e.g. from a checkpoint).
-    pub fn from_state(state: EngineState) -> Result<Self, DpOptimError> {
-        warn_if_insecure(&state.rng);
+    /// Resumes from a saved [`EngineState`] (e.g. from a checkpoint). A state without its
+    /// random stream (`rng: None`) is accepted only for a finished run (steps taken = planned
+    /// steps): the engine then reports its ledger and ε but cannot step.
+    pub fn from_state(mut state: EngineState) -> Result<Self, DpOptimError> {
+        match &state.rng {
+            Some(rng) => state.insecure |= rng.is_insecure(),
+            None if state.steps_taken < state.planned_steps => {
+                return Err(DpOptimError::InvalidParameter {
+                    field: "rng",
+                    value: "none".into(),
+                    expected: "the random stream of an unfinished run (only a finished run may lack it)",
+                });
+            }
+            None => {}
+        }
+        warn_if_insecure(state.insecure);
         let sampler = PoissonSampler::with_expected_batch(
             state.config.dataset_size,
             state.config.expected_batch_size,
         )?;
         check_physical(&state.config)?;
-        Ok(Self { state, sampler })
+        Ok(Self {
+            state,
+            sampler,
+            nonfinite: 0,
+        })
     }
 
     /// The clipping path in use: the configured one, or what `Auto` settled on (`None`
@@ -261,6 +300,14 @@ impl PrivacyEngine {
         self.state.steps_taken < self.state.planned_steps
     }
 
+    /// How many sampled examples the steps of this engine (since it was created or loaded;
+    /// not checkpointed) left out of their sums for a non-finite gradient norm (see
+    /// [`ClippedSum::nonfinite`]). A count over private data: report it only through a DP
+    /// mechanism or not at all.
+    pub fn nonfinite_examples(&self) -> u64 {
+        self.nonfinite
+    }
+
     /// ε spent so far (accountant's upper bound) at the configured δ, prior releases
     /// included.
     pub fn epsilon_spent(&self) -> Result<f64, DpOptimError> {
@@ -293,28 +340,26 @@ impl PrivacyEngine {
         L: ExampleLoss<B, M>,
     {
         if !self.can_step() {
-            return Err(DpOptimError::BudgetExhausted {
-                steps: self.state.planned_steps,
-                epsilon: self.state.config.target_epsilon,
-            });
+            return Err(exhausted(&self.state));
         }
-        let batch = self.sampler.sample(&mut self.state.rng);
+        self.resolve_auto(model, loss)?;
+        let batch = self.sampler.sample(stream(&mut self.state)?);
         let c = self.state.config.max_grad_norm;
         let sum = self.clipped_sum(model, &batch, loss)?;
-        let update = privatize(
-            model,
-            sum,
+        let nonfinite = sum.nonfinite as u64;
+        let (sigma, expected) = (
             self.state.noise_multiplier,
-            c,
             self.sampler.expected_batch_size(),
-            &mut self.state.rng,
-        )?;
+        );
+        let update = privatize(model, sum, sigma, c, expected, stream(&mut self.state)?)?;
         self.record_step()?;
+        self.nonfinite += nonfinite;
         Ok(update)
     }
 
     /// The clipped sum of a logical batch, micro-batch by micro-batch, on the configured
-    /// path (no noise, nothing recorded).
+    /// path (no noise, nothing recorded). With [`ClippingPath::Auto`] still undecided, the
+    /// path is decided first, independently of `batch` (see [`Self::resolve_auto`]).
     pub fn clipped_sum<B, M, L>(
         &mut self,
         model: &M,
@@ -326,6 +371,8 @@ impl PrivacyEngine {
         M: AutodiffModule<B>,
         L: ExampleLoss<B, M>,
     {
+        self.resolve_auto(model, loss)?;
+        let path = self.clipping_path().unwrap_or(ClippingPath::Generic);
         let config = &self.state.config;
         let c = config.max_grad_norm;
         let clipping = config.clipping;
@@ -334,43 +381,81 @@ impl PrivacyEngine {
             grads: GradientsParams::new(),
             examples: 0,
             clipped: 0,
+            nonfinite: 0,
         };
         for part in batch.chunks(chunk) {
-            let path = match config.clipping_path {
-                ClippingPath::Auto => self.state.resolved_path.unwrap_or(ClippingPath::Auto),
-                path => path,
-            };
             let sum = match path {
-                ClippingPath::Generic => generic(model, part, c, clipping, loss)?,
                 ClippingPath::Fast => ghost_sum(model, part, c, clipping, loss)?,
-                ClippingPath::Auto => {
-                    let start = Instant::now();
-                    match ghost_sum(model, part, c, clipping, loss) {
-                        Err(DpOptimError::NothingTapped) => {
-                            self.state.resolved_path = Some(ClippingPath::Generic);
-                            generic(model, part, c, clipping, loss)?
-                        }
-                        Err(e) => return Err(e),
-                        Ok(fast) if part.len() < 2 => fast,
-                        Ok(fast) => {
-                            let fast_time = start.elapsed();
-                            let start = Instant::now();
-                            let _ = generic(model, part, c, clipping, loss)?;
-                            self.state.resolved_path = Some(if start.elapsed() < fast_time {
-                                ClippingPath::Generic
-                            } else {
-                                ClippingPath::Fast
-                            });
-                            fast
-                        }
-                    }
-                }
+                _ => generic(model, part, c, clipping, loss)?,
             };
             accumulate(model, &mut total.grads, &sum.grads);
             total.examples += sum.examples;
             total.clipped += sum.clipped;
+            total.nonfinite += sum.nonfinite;
         }
         Ok(total)
+    }
+}
+
+/// The records `Auto` times both clipping paths on: `0..k`, `k` = the physical batch size
+/// (or the expected batch size rounded up), at least 2, at most the dataset size. A function
+/// of the public configuration only.
+fn timing_examples(config: &EngineConfig) -> Vec<usize> {
+    let per_pass = config
+        .physical_batch_size
+        .unwrap_or(config.expected_batch_size.ceil() as usize);
+    (0..per_pass.max(2).min(config.dataset_size)).collect()
+}
+
+impl PrivacyEngine {
+    /// Decides [`ClippingPath::Auto`] if it is configured and still undecided (nothing
+    /// otherwise): a loss that taps nothing gets the generic path; otherwise, on the fixed
+    /// records `0..k` (`k` = the physical batch size, or the expected batch size rounded up,
+    /// at least 2, at most the dataset size), the fast path runs once untimed (warm-up and
+    /// tap check), then the generic and the fast path once each, timed, and the faster is
+    /// kept in the engine state. Their results are discarded: nothing is released, recorded
+    /// or drawn from the random stream. Errors: those of the loss on either path (e.g.
+    /// [`DpOptimError::LossShape`], [`DpOptimError::UntappedParameter`]).
+    ///
+    /// Why this depends on no private *quantity*: the number of records and which records
+    /// are fixed by the public configuration (never by a Poisson sample, so neither a batch
+    /// size nor a batch membership can influence the decision), and it happens before the
+    /// first sample. What it may still depend on: the time the loss takes on records `0..k`,
+    /// which for a loss whose cost depends on its record's content (e.g. unpadded
+    /// variable-length sequences) is a function of those records' content; the choice only
+    /// selects between two computations of the same clipped sum (equal up to rounding).
+    pub fn resolve_auto<B, M, L>(&mut self, model: &M, loss: &mut L) -> Result<(), DpOptimError>
+    where
+        B: AutodiffBackend,
+        M: AutodiffModule<B>,
+        L: ExampleLoss<B, M>,
+    {
+        let config = &self.state.config;
+        if config.clipping_path != ClippingPath::Auto || self.state.resolved_path.is_some() {
+            return Ok(());
+        }
+        let (c, clipping) = (config.max_grad_norm, config.clipping);
+        let examples = timing_examples(config);
+        match ghost_sum(model, &examples, c, clipping, loss) {
+            Err(DpOptimError::NothingTapped) => {
+                self.state.resolved_path = Some(ClippingPath::Generic);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        let start = Instant::now();
+        let _ = generic(model, &examples, c, clipping, loss)?;
+        let generic_time = start.elapsed();
+        let start = Instant::now();
+        let _ = ghost_sum(model, &examples, c, clipping, loss)?;
+        let fast_time = start.elapsed();
+        self.state.resolved_path = Some(if generic_time < fast_time {
+            ClippingPath::Generic
+        } else {
+            ClippingPath::Fast
+        });
+        Ok(())
     }
 }
 
@@ -409,13 +494,15 @@ where
 
 /// The hooks [`crate::DataParallelTrainer`] drives a step through on its first worker.
 impl PrivacyEngine {
-    /// The run's data-parallel sampling key, drawn from the engine's stream the first time.
-    pub(crate) fn sampling_key(&mut self) -> SamplingKey {
+    /// The run's data-parallel sampling key, drawn from the engine's stream the first time
+    /// (`None` for a finished run whose secrets were deleted).
+    pub(crate) fn sampling_key(&mut self) -> Option<SamplingKey> {
         let state = &mut self.state;
-        state
-            .sampling_key
-            .get_or_insert_with(|| SamplingKey::draw(&mut state.rng))
-            .clone()
+        if let Some(key) = &state.sampling_key {
+            return Some(key.clone());
+        }
+        let key = SamplingKey::draw(state.rng.as_mut()?);
+        Some(state.sampling_key.insert(key).clone())
     }
 
     /// The sampler (q, N, expected batch size).
@@ -426,7 +513,7 @@ impl PrivacyEngine {
     /// `len` draws of `N(0, σ²C²)` from the engine's stream: the noise of one logical step.
     pub(crate) fn step_noise(&mut self, len: usize) -> Result<Vec<f32>, DpOptimError> {
         let std = self.state.noise_multiplier * self.state.config.max_grad_norm;
-        noise::gaussian(&mut self.state.rng, len, std)
+        noise::gaussian(stream(&mut self.state)?, len, std)
     }
 
     /// Records one logical step in the ledger (after its noise was drawn, before its update
@@ -443,9 +530,23 @@ impl PrivacyEngine {
     }
 }
 
+/// The error of a step past the budget.
+fn exhausted(state: &EngineState) -> DpOptimError {
+    DpOptimError::BudgetExhausted {
+        steps: state.planned_steps,
+        epsilon: state.config.target_epsilon,
+    }
+}
+
+/// The run's random stream; absent only for a finished run (whose budget is spent).
+fn stream(state: &mut EngineState) -> Result<&mut DpRng, DpOptimError> {
+    let error = exhausted(state);
+    state.rng.as_mut().ok_or(error)
+}
+
 /// Logs (at `warn`, through the `log` facade) that a run's randomness is seeded by the caller.
-fn warn_if_insecure(rng: &DpRng) {
-    if rng.is_insecure() {
+fn warn_if_insecure(insecure: bool) {
+    if insecure {
         log::warn!(
             "dp-optim: INSECURE seeded random stream: sampling and noise are reproducible by anyone who knows the seed; this run has NO differential-privacy guarantee"
         );
@@ -455,7 +556,7 @@ fn warn_if_insecure(rng: &DpRng) {
 impl PrivacyEngine {
     /// Whether this run uses [`DpRng::insecure_seeded`] (no privacy guarantee).
     pub fn is_insecure(&self) -> bool {
-        self.state.rng.is_insecure()
+        self.state.insecure
     }
 }
 

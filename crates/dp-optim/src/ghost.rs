@@ -33,7 +33,7 @@ use burn::nn::{Embedding, LayerNorm, Linear};
 use burn::optim::GradientsParams;
 use burn::tensor::IndexingUpdateOp;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Bool, Int, Tensor};
 
 use crate::clip::{ClippedSum, Clipping, check_norm, clip_factors};
 use crate::error::DpOptimError;
@@ -337,12 +337,44 @@ fn squared_norm<IB: Backend>(records: &[Resolved<IB>]) -> Tensor<IB, 1> {
     total.expect("a parameter group has at least one record")
 }
 
-/// `Σ_b c_b · grad_b` of one record, as a flat `[rows·cols]` or `[n]` tensor.
-fn weighted<IB: Backend>(record: Resolved<IB>, c: &Tensor<IB, 1>) -> Tensor<IB, 1> {
+/// Zeroes the rows (examples) of `x` that `excluded` marks: an excluded example's factors
+/// may hold NaN or ±∞, and `0 · NaN` would poison the sum, so they are replaced, not scaled.
+fn drop_rows<IB: Backend, const D: usize>(
+    x: Tensor<IB, D>,
+    excluded: Option<&Tensor<IB, 1, Bool>>,
+) -> Tensor<IB, D> {
+    match excluded {
+        None => x,
+        Some(mask) => {
+            let dims = x.dims();
+            let mut shape = [1; D];
+            shape[0] = dims[0];
+            let mask = mask.clone().reshape(shape).expand(dims);
+            x.mask_fill(mask, 0.0)
+        }
+    }
+}
+
+/// `Σ_b c_b · grad_b` of one record, as a flat `[rows·cols]` or `[n]` tensor; the examples
+/// marked in `excluded` (factor 0) are left out.
+fn weighted<IB: Backend>(
+    record: Resolved<IB>,
+    c: &Tensor<IB, 1>,
+    excluded: Option<&Tensor<IB, 1, Bool>>,
+) -> Tensor<IB, 1> {
     let batch = c.dims()[0];
     match record {
-        Resolved::Direct(g) => c.clone().reshape([1, batch]).matmul(g).flatten(0, 1),
+        Resolved::Direct(g) => c
+            .clone()
+            .reshape([1, batch])
+            .matmul(drop_rows(g, excluded))
+            .flatten(0, 1),
         Resolved::Outer { rows, cols, a, b } => {
+            let b = drop_rows(b, excluded);
+            let a = match a {
+                Factor::Dense(a) => Factor::Dense(drop_rows(a, excluded)),
+                ids => ids,
+            };
             let [_, t, _] = b.dims();
             let scaled = (b * c.clone().reshape([batch, 1, 1])).reshape([batch * t, cols]);
             match a {
@@ -438,6 +470,7 @@ where
             grads: GradientsParams::new(),
             examples: 0,
             clipped: 0,
+            nonfinite: 0,
         });
     }
     let _serial = crate::autodiff_guard();
@@ -508,13 +541,13 @@ where
         }
     }
     let norms: Vec<Tensor<Inner<B>, 1>> = groups.iter().map(|(_, r)| squared_norm(r)).collect();
-    let (factors, clipped) = clip_factors(norms, max_grad_norm, clipping, params.len());
+    let clip = clip_factors(norms, max_grad_norm, clipping, params.len());
     let mut out = GradientsParams::new();
     let shapes: HashMap<ParamId, &Vec<usize>> = params.iter().map(|p| (p.0, &p.2)).collect();
-    for ((param, records), c) in groups.into_iter().zip(factors) {
+    for ((param, records), c) in groups.into_iter().zip(clip.factors) {
         let total = records
             .into_iter()
-            .map(|r| weighted(r, &c))
+            .map(|r| weighted(r, &c, clip.excluded.as_ref()))
             .reduce(|a, b| a + b)
             .expect("non-empty group");
         match shapes.get(&param).map(|s| s.as_slice()) {
@@ -526,6 +559,7 @@ where
     Ok(ClippedSum {
         grads: out,
         examples: examples.len(),
-        clipped,
+        clipped: clip.clipped,
+        nonfinite: clip.nonfinite,
     })
 }

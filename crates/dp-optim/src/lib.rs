@@ -91,4 +91,6 @@ pub use rng::DpRng;
 pub use sampler::PoissonSampler;
 pub use schedule::LrSchedule;
 pub use tap::{LayerTap, NoTap};
-pub use trainer::{CHECKPOINT_FORMAT, DpTrainer, Failed, TrainerConfig, checkpoint_exists};
+pub use trainer::{
+    CHECKPOINT_FORMAT, CHECKPOINT_SECRETS_FILE, DpTrainer, Failed, TrainerConfig, checkpoint_exists,
+};

@@ -16,7 +16,9 @@ use crate::error::DpOptimError;
 /// [`DpRng::is_insecure`], in `Debug` output and in every report that records it.
 ///
 /// The state serialises (seed, stream and position), so a checkpointed run resumes the exact
-/// stream instead of reusing or skipping randomness.
+/// stream instead of reusing or skipping randomness. That serialisation is secret (it
+/// regenerates every batch and every noise draw): [`crate::DpTrainer`] checkpoints keep it in
+/// their owner-only [`crate::CHECKPOINT_SECRETS_FILE`] and drop it once the run is finished.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct DpRng {
     rng: ChaCha20Rng,

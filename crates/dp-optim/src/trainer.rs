@@ -9,19 +9,27 @@ use burn::tensor::backend::AutodiffBackend;
 use dp_accounting::PrivacyLedger;
 use serde::{Deserialize, Serialize};
 
-use crate::atomic_dir::{readable_dir, replace_dir};
-use crate::engine::{EngineConfig, EngineState, PrivacyEngine};
+use crate::atomic_dir::{readable_dir, replace_dir, write_private};
+use crate::engine::{ClippingPath, EngineConfig, EngineState, PrivacyEngine};
 use crate::error::DpOptimError;
 use crate::loss::ExampleLoss;
 use crate::optimizer::{DpOptimizer, OptimizerConfig, recorder};
+use crate::parallel::SamplingKey;
 use crate::rng::DpRng;
 use crate::schedule::LrSchedule;
 
-/// Format tag of [`DpTrainer`] checkpoints.
-pub const CHECKPOINT_FORMAT: &str = "dp-optim-checkpoint-1";
+/// Format tag of [`DpTrainer`] checkpoints. Version 2 keeps the random stream and the
+/// sampling key out of `trainer.json`, in [`CHECKPOINT_SECRETS_FILE`]; checkpoints of
+/// version 1 (which kept them in `trainer.json`) are refused.
+pub const CHECKPOINT_FORMAT: &str = "dp-optim-checkpoint-2";
+/// The one secret file of an unfinished run's checkpoint: the noise and sampling stream
+/// ([`DpRng`]) and the data-parallel sampling key. Owner-only (mode `0600` on unix); absent
+/// from a checkpoint written after the run's last step.
+pub const CHECKPOINT_SECRETS_FILE: &str = "secrets.json";
 const MODEL_FILE: &str = "model"; // + ".bin"
 const OPTIMIZER_FILE: &str = "optimizer"; // + ".bin"
 const STATE_FILE: &str = "trainer.json";
+const OLD_FORMAT: &str = "dp-optim-checkpoint-1";
 
 /// Whether `dir` holds a [`DpTrainer`] checkpoint (or a crash between the final renames left
 /// the previous one beside it, which [`DpTrainer::load_checkpoint`] then uses).
@@ -43,12 +51,50 @@ pub struct TrainerConfig {
     pub schedule: LrSchedule,
 }
 
+/// `trainer.json`: everything but the secrets.
 #[derive(Serialize, Deserialize)]
 struct SavedState {
     format: String,
     optimizer: OptimizerConfig,
     schedule: LrSchedule,
-    engine: EngineState,
+    engine: PublicEngineState,
+}
+
+/// The non-secret part of [`EngineState`].
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublicEngineState {
+    config: EngineConfig,
+    noise_multiplier: f64,
+    planned_steps: u64,
+    steps_taken: u64,
+    ledger: PrivacyLedger,
+    resolved_path: Option<ClippingPath>,
+    insecure: bool,
+}
+
+/// [`CHECKPOINT_SECRETS_FILE`]: the secret part of [`EngineState`], tagged with the step
+/// count of the `trainer.json` it belongs to.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Secrets {
+    format: String,
+    steps_taken: u64,
+    rng: DpRng,
+    sampling_key: Option<SamplingKey>,
+}
+
+/// Only the format tag of `trainer.json` (read first, so an old format gets a clear error).
+#[derive(Deserialize)]
+struct Format {
+    format: String,
+}
+
+fn checkpoint_error(path: &Path, message: impl std::fmt::Display) -> DpOptimError {
+    DpOptimError::Checkpoint {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
 }
 
 /// A step that failed: the error, and the model, unchanged (nothing is lost).
@@ -76,7 +122,8 @@ impl<M: std::fmt::Debug> std::error::Error for Failed<M> {
 /// (Poisson batch, clipping, noise once, ledger) followed by the optimiser's update at the
 /// schedule's learning rate. Its checkpoint holds model, optimiser state, sampler/noise
 /// stream position and ledger together, so a resumed run continues exactly where it
-/// stopped: no accounted step is lost or repeated.
+/// stopped: no accounted step is lost or repeated. The stream (secret) lives in its own
+/// owner-only file, deleted once the run is finished (see [`Self::save_checkpoint`]).
 ///
 /// Guarantee: that of [`PrivacyEngine`] (the optimiser and schedule only post-process the
 /// private updates).
@@ -169,35 +216,62 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> DpTrainer<B, M> {
 
     /// Writes `model`, the optimiser state and the engine state (ledger, step count, random
     /// stream position) to the directory `dir`, atomically: the new checkpoint replaces the
-    /// old one only once complete (a crash leaves the previous one readable).
+    /// old one only once complete (a crash leaves the previous one readable); every file is
+    /// flushed to disk, then the directory (see [`crate::atomic_dir::replace_dir`]).
     ///
-    /// Privacy: the checkpoint holds the noise stream's state, from which the noise of every
-    /// step can be regenerated. Anyone holding it and the intermediate models could remove
-    /// the noise: keep checkpoints as private as the data, and release only the final model.
+    /// Layout: `model.bin`, `optimizer.bin`, `trainer.json` (configuration, σ, step counts,
+    /// ledger, resolved clipping path: nothing secret) and, while the run is unfinished,
+    /// [`CHECKPOINT_SECRETS_FILE`] with the random stream and the sampling key. The directory
+    /// is owner-only (mode `0700` on unix) and so is every file (`0600`); the secrets file is
+    /// created with mode `0600`.
+    ///
+    /// Privacy: whoever can read the secrets file of an unfinished run can regenerate every
+    /// step's batch and noise and, with the intermediate models, remove the noise: keep it as
+    /// private as the data. A checkpoint written once the run is finished (steps taken =
+    /// planned steps) has no secrets file, and nothing of the previous version of `dir`
+    /// (which had one) is kept; loading it gives a trainer that reports its ledger but
+    /// cannot step.
     pub fn save_checkpoint(&self, model: &M, dir: &Path) -> Result<(), DpOptimError> {
+        let engine = self.engine.state();
+        let finished = engine.steps_taken >= engine.planned_steps;
         replace_dir(dir, |partial| {
             let model_path = partial.join(MODEL_FILE);
             crate::ghost::initialise_params(model);
             model
                 .clone()
                 .save_file(&model_path, &recorder())
-                .map_err(|e| DpOptimError::Checkpoint {
-                    path: model_path.clone(),
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| checkpoint_error(&model_path, e))?;
             self.optimizer.save(&partial.join(OPTIMIZER_FILE))?;
+            if let (false, Some(rng)) = (finished, &engine.rng) {
+                let secrets = Secrets {
+                    format: CHECKPOINT_FORMAT.to_string(),
+                    steps_taken: engine.steps_taken,
+                    rng: rng.clone(),
+                    sampling_key: engine.sampling_key.clone(),
+                };
+                let path = partial.join(CHECKPOINT_SECRETS_FILE);
+                let json = serde_json::to_vec(&secrets).map_err(|e| checkpoint_error(&path, e))?;
+                write_private(&path, &json)?;
+            }
             let state = SavedState {
                 format: CHECKPOINT_FORMAT.to_string(),
                 optimizer: self.optimizer_config.clone(),
                 schedule: self.schedule.clone(),
-                engine: self.engine.state().clone(),
+                engine: PublicEngineState {
+                    config: engine.config.clone(),
+                    noise_multiplier: engine.noise_multiplier,
+                    planned_steps: engine.planned_steps,
+                    steps_taken: engine.steps_taken,
+                    ledger: engine.ledger.clone(),
+                    resolved_path: engine.resolved_path,
+                    insecure: engine.insecure,
+                },
             };
-            let json = serde_json::to_vec_pretty(&state).expect("engine state serialises");
             let state_path = partial.join(STATE_FILE);
-            fs::write(&state_path, json).map_err(|e| DpOptimError::Checkpoint {
-                path: state_path.clone(),
-                message: e.to_string(),
-            })
+            let json =
+                serde_json::to_vec_pretty(&state).map_err(|e| checkpoint_error(&state_path, e))?;
+            // written last: its presence marks a complete checkpoint
+            write_private(&state_path, &json)
         })
     }
 
@@ -205,6 +279,12 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> DpTrainer<B, M> {
     /// `model` (a model of the same architecture, e.g. freshly initialised) and the
     /// optimiser, schedule and engine continue where they stopped. A checkpoint interrupted
     /// while replacing the previous one is recovered from that previous one.
+    ///
+    /// An unfinished run needs its [`CHECKPOINT_SECRETS_FILE`] (an error naming it when it
+    /// is missing, unreadable or belongs to another step). A finished run's checkpoint loads
+    /// without it: model, ledger and ε are there, [`Self::can_step`] is false and
+    /// [`Self::step`] fails with [`DpOptimError::BudgetExhausted`]. A checkpoint of another
+    /// format (e.g. `dp-optim-checkpoint-1`) is refused.
     pub fn load_checkpoint(
         dir: &Path,
         model: M,
@@ -213,21 +293,43 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> DpTrainer<B, M> {
         let found = readable_dir(dir, STATE_FILE);
         let dir = found.as_deref().unwrap_or(dir);
         let state_path = dir.join(STATE_FILE);
-        let text = fs::read_to_string(&state_path).map_err(|e| DpOptimError::Checkpoint {
-            path: state_path.clone(),
-            message: e.to_string(),
-        })?;
-        let state: SavedState =
-            serde_json::from_str(&text).map_err(|e| DpOptimError::Checkpoint {
-                path: state_path.clone(),
-                message: e.to_string(),
-            })?;
-        if state.format != CHECKPOINT_FORMAT {
-            return Err(DpOptimError::Checkpoint {
-                path: state_path,
-                message: format!("format {:?}, expected {CHECKPOINT_FORMAT:?}", state.format),
-            });
+        let text = fs::read_to_string(&state_path).map_err(|e| checkpoint_error(&state_path, e))?;
+        let format: Format =
+            serde_json::from_str(&text).map_err(|e| checkpoint_error(&state_path, e))?;
+        if format.format != CHECKPOINT_FORMAT {
+            let why = if format.format == OLD_FORMAT {
+                " (written by an older dp-optim that kept the random stream in trainer.json: resume it with that version, or start the run again)"
+            } else {
+                ""
+            };
+            return Err(checkpoint_error(
+                &state_path,
+                format!(
+                    "format {:?}, expected {CHECKPOINT_FORMAT:?}{why}",
+                    format.format
+                ),
+            ));
         }
+        let state: SavedState =
+            serde_json::from_str(&text).map_err(|e| checkpoint_error(&state_path, e))?;
+        let public = state.engine;
+        let (rng, sampling_key) = if public.steps_taken < public.planned_steps {
+            let secrets = read_secrets(&dir.join(CHECKPOINT_SECRETS_FILE), public.steps_taken)?;
+            (Some(secrets.rng), secrets.sampling_key)
+        } else {
+            (None, None)
+        };
+        let engine = EngineState {
+            config: public.config,
+            noise_multiplier: public.noise_multiplier,
+            planned_steps: public.planned_steps,
+            steps_taken: public.steps_taken,
+            ledger: public.ledger,
+            rng,
+            insecure: public.insecure,
+            resolved_path: public.resolved_path,
+            sampling_key,
+        };
         let model_path = dir.join(MODEL_FILE);
         let model = model
             .load_file(&model_path, &recorder(), device)
@@ -241,7 +343,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> DpTrainer<B, M> {
             .load(&dir.join(OPTIMIZER_FILE), device)?;
         Ok((
             Self {
-                engine: PrivacyEngine::from_state(state.engine)?,
+                engine: PrivacyEngine::from_state(engine)?,
                 optimizer,
                 optimizer_config: state.optimizer,
                 schedule: state.schedule,
@@ -249,4 +351,34 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> DpTrainer<B, M> {
             model,
         ))
     }
+}
+
+/// The secrets file of an unfinished run whose `trainer.json` is at step `steps_taken`.
+fn read_secrets(path: &Path, steps_taken: u64) -> Result<Secrets, DpOptimError> {
+    let text = fs::read_to_string(path).map_err(|e| {
+        checkpoint_error(
+            path,
+            format!("the secrets file of an unfinished run (random stream and sampling key), needed to resume it: {e}"),
+        )
+    })?;
+    let secrets: Secrets = serde_json::from_str(&text).map_err(|e| checkpoint_error(path, e))?;
+    if secrets.format != CHECKPOINT_FORMAT {
+        return Err(checkpoint_error(
+            path,
+            format!(
+                "format {:?}, expected {CHECKPOINT_FORMAT:?}",
+                secrets.format
+            ),
+        ));
+    }
+    if secrets.steps_taken != steps_taken {
+        return Err(checkpoint_error(
+            path,
+            format!(
+                "belongs to step {} but trainer.json is at step {steps_taken}: not this checkpoint's secrets",
+                secrets.steps_taken
+            ),
+        ));
+    }
+    Ok(secrets)
 }

@@ -20,8 +20,10 @@ use crate::sampler::PoissonSampler;
 /// exactly the records one worker would sample with the same key.
 ///
 /// The key is as secret as the noise stream (knowing it reveals which records each step
-/// used): it is drawn from the run's [`DpRng`], kept in the checkpoint and sent to the other
-/// workers over the collective's connections (see `docs/scaling.md`).
+/// used): it is drawn from the run's [`DpRng`], kept in the checkpoint's owner-only
+/// [`crate::CHECKPOINT_SECRETS_FILE`] until the run is finished, and sent to the other
+/// workers over the collective's connections at the start of an unfinished run (see
+/// `docs/scaling.md`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SamplingKey([u8; 32]);
 

@@ -22,6 +22,10 @@ pub struct StepStats {
     pub examples: u64,
     /// Of those, records whose gradient was clipped.
     pub clipped: u64,
+    /// Of those, records left out of the sum for a non-finite gradient norm (see
+    /// [`crate::ClippedSum::nonfinite`]). Like `clipped`, a count over private data: report
+    /// it only through a DP mechanism or not at all.
+    pub nonfinite: u64,
     /// This worker's sampling, forward and backward time.
     pub compute: Duration,
     /// This worker's time in the collective calls (including waiting for slower workers).
@@ -99,6 +103,10 @@ struct Header {
 }
 
 const HEADER_WORDS: usize = 7;
+/// Counts appended to each worker's flat clipped sum: examples, clipped, non-finite, failed.
+const COUNTS: usize = 4;
+/// Index of the failure flag among the counts.
+const FAILED: usize = 3;
 const HEADER_LEN: usize = HEADER_WORDS * 4 + 32;
 
 impl Header {
@@ -178,10 +186,14 @@ where
             parameters: parameters as u64,
             planned_steps,
             steps_taken,
-            key: if shard.index == 0 {
-                *trainer.engine_mut().sampling_key().bytes()
-            } else {
-                [0; 32]
+            // (a finished run loaded from its checkpoint has no key any more, and no step
+            // left to sample: the workers get zeros)
+            key: match shard.index {
+                0 => trainer
+                    .engine_mut()
+                    .sampling_key()
+                    .map_or([0; 32], |key| *key.bytes()),
+                _ => [0; 32],
             },
         };
         let sent = if shard.index == 0 {
@@ -344,16 +356,26 @@ where
             match self.trainer.engine_mut().clipped_sum(&model, &batch, loss) {
                 Ok(sum) => {
                     let counts = Tensor::from_data(
-                        TensorData::new(vec![sum.examples as f32, sum.clipped as f32, 0.0], [3]),
+                        TensorData::new(
+                            vec![
+                                sum.examples as f32,
+                                sum.clipped as f32,
+                                sum.nonfinite as f32,
+                                0.0,
+                            ],
+                            [COUNTS],
+                        ),
                         &device,
                     );
                     (flatten_grads::<B, M>(&model, &sum.grads, counts), None)
                 }
                 Err(error) => {
-                    let mut flag = vec![0f32; self.parameters + 3];
-                    flag[self.parameters + 2] = 1.0;
-                    let flat =
-                        Tensor::from_data(TensorData::new(flag, [self.parameters + 3]), &device);
+                    let mut flag = vec![0f32; self.parameters + COUNTS];
+                    flag[self.parameters + FAILED] = 1.0;
+                    let flat = Tensor::from_data(
+                        TensorData::new(flag, [self.parameters + COUNTS]),
+                        &device,
+                    );
                     (flat, Some(error))
                 }
             };
@@ -365,7 +387,7 @@ where
             let noise = Tensor::cat(
                 vec![
                     Tensor::from_data(TensorData::new(noise, [self.parameters]), &device),
-                    Tensor::zeros([3], &device),
+                    Tensor::zeros([COUNTS], &device),
                 ],
                 0,
             );
@@ -378,10 +400,14 @@ where
             Err(error) => return Err(Failed { model, error }),
         };
         let mut communicate = started.elapsed();
-        let counts = to_vec(total.clone().slice(self.parameters..self.parameters + 3));
-        if counts[2] > 0.0 {
+        let counts = to_vec(
+            total
+                .clone()
+                .slice(self.parameters..self.parameters + COUNTS),
+        );
+        if counts[FAILED] > 0.0 {
             let error = local_error.unwrap_or(DpOptimError::WorkerFailed {
-                workers: counts[2] as usize,
+                workers: counts[FAILED] as usize,
                 step: self.steps_taken,
             });
             return Err(Failed { model, error });
@@ -422,14 +448,16 @@ where
         self.last = StepStats {
             examples: counts[0] as u64,
             clipped: counts[1] as u64,
+            nonfinite: counts[2] as u64,
             compute,
             communicate,
         };
         Ok(model)
     }
 
-    /// Writes the job's checkpoint (model, optimiser, engine state with the ledger, noise
-    /// stream and sampling key) to `dir` on worker 0, atomically; other workers write
+    /// Writes the job's checkpoint (model, optimiser, engine state with the ledger; the noise
+    /// stream and sampling key in its owner-only secrets file until the run is finished: see
+    /// [`DpTrainer::save_checkpoint`]) to `dir` on worker 0, atomically; other workers write
     /// nothing. Returns whether this worker wrote. Refused after a collective failure.
     pub fn save_checkpoint(&self, model: &M, dir: &Path) -> Result<bool, DpOptimError> {
         if self.broken {
