@@ -17,7 +17,7 @@
 //! ```
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burn::backend::{Autodiff, Flex};
 use causal_lm::{Gpt2, Gpt2Config, Tokenizer, TokenizerTrainer};
@@ -82,7 +82,6 @@ fn worker<C: Collective<Flex>>(
         job.steps().0,
         job.steps().1
     );
-    let start = Instant::now();
     while job.can_step() {
         model = job.step(model, &mut records).map_err(|f| f.error)?;
         let (taken, planned) = job.steps();
@@ -90,21 +89,19 @@ fn worker<C: Collective<Flex>>(
             job.save_checkpoint(&model, checkpoint)?;
         }
         if rank == 0 {
-            let s = job.last_step();
+            // the realised batch size, the clipped count and the step's time are not
+            // printed: they come from the private Poisson sample, without noise
+            let e = job.trainer().engine();
             println!(
-                "step {taken}/{planned}: {} records, {} clipped; compute {:.0} ms, all-reduce {:.0} ms",
-                s.examples,
-                s.clipped,
-                s.compute.as_secs_f64() * 1e3,
-                s.communicate.as_secs_f64() * 1e3
+                "step {taken}/{planned}: ε spent {:.3}",
+                e.epsilon_spent()?
             );
         }
     }
     if rank == 0 {
         let engine = job.trainer().engine();
         println!(
-            "done in {:.1} s: σ = {:.3}, q = {:.4}, ε = {:.3} at δ = {:.1e} (one ledger for all {world} workers)",
-            start.elapsed().as_secs_f64(),
+            "done: σ = {:.3}, q = {:.4}, ε = {:.3} at δ = {:.1e} (one ledger for all {world} workers)",
             engine.noise_multiplier(),
             engine.sample_rate(),
             engine.epsilon_spent()?,

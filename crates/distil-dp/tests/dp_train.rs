@@ -160,6 +160,23 @@ fn an_interrupted_run_resumes_exactly_and_accounts_every_step_once() {
         &device,
     )
     .unwrap();
+    // a checkpoint made on other data is refused, whatever the settings
+    let elsewhere = DpTraining {
+        dataset: Some("other-data"),
+        ..training.clone()
+    };
+    let e = train(
+        &elsewhere,
+        other.clone(),
+        &mut data,
+        prior.clone(),
+        &parts,
+        None,
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("data") && e.contains("tiny-data"), "{e}");
     let (Progress::Done(b), summary) = train(
         &training,
         other,
@@ -204,6 +221,10 @@ fn an_interrupted_run_resumes_exactly_and_accounts_every_step_once() {
     assert!(
         lines.iter().all(|l| !l.to_string().contains("Business")),
         "no data in logs"
+    );
+    assert!(
+        lines.iter().all(|l| l.get("seconds").is_none()),
+        "no step times (they reveal the private batch sizes)"
     );
 }
 
