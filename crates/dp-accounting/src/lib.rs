@@ -50,6 +50,7 @@ mod buffers;
 mod calibrate;
 mod compose;
 mod discrete;
+mod discrete_gaussian;
 mod error;
 mod event;
 mod gaussian;
@@ -65,10 +66,11 @@ pub use accountant::{Accountant, AccountantKind, AnyAccountant, Bound};
 pub use calibrate::{
     NoiseCalibration, StepsCalibration, calibrate_noise, calibrate_noise_multiplier, max_steps,
 };
+pub use discrete_gaussian::DiscreteGaussian;
 pub use error::{AccountingError, Result};
 pub use event::DpEvent;
 pub use ledger::{LEDGER_VERSION, LedgerEntry, PrivacyLedger};
-pub use mechanism::{Direction, SubsampledGaussian};
+pub use mechanism::{Direction, Mechanism, SubsampledGaussian};
 pub use pld::PldAccountant;
 pub use prv::PrvAccountant;
 pub use rdp::{RdpAccountant, default_orders};
