@@ -231,6 +231,19 @@ mod tests {
     }
 
     #[test]
+    fn tiny_sigma_is_answered_by_every_accountant() {
+        use crate::{Accountant, DpEvent, PldAccountant, PrvAccountant, RdpAccountant};
+        // σ = 0.01: the loss at 0 is 1/(2σ²) = 5000 and every other output underflows.
+        let e = DpEvent::discrete_gaussian(0.01).unwrap();
+        let pld = PldAccountant::default().epsilon(&e, 1e-5).unwrap().upper;
+        assert!((pld - 5000.0).abs() < 1.0, "{pld}");
+        let rdp = RdpAccountant::default().epsilon(&e, 1e-5).unwrap().upper;
+        assert!(rdp >= pld - 1e-9);
+        let prv = PrvAccountant::default().epsilon(&e, 1e-5);
+        assert!(prv.map(|b| b.upper >= pld - 1.0).unwrap_or(true));
+    }
+
+    #[test]
     fn huge_sigma_is_refused_not_approximated() {
         assert!(
             DiscreteGaussian::new(1e6)

@@ -3,7 +3,9 @@
 //! Privacy accountants for differentially private training: given what a run released
 //! (Gaussian mechanisms on Poisson samples, composed over many steps and phases), they
 //! answer "what (ε, δ) did I spend?", and calibrate "which noise multiplier reaches ε?".
-//! No ML dependency: embed it in any DP project.
+//! No ML dependency: embed it in any DP project. The exact discrete Gaussian of a DP
+//! histogram ([`DpEvent::discrete_gaussian`]) composes with the DP-SGD steps in every
+//! accountant.
 //!
 //! ## What is guaranteed, and for which relation
 //! Datasets are neighbours when one is the other with **one record added or removed**.
