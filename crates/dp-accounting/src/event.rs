@@ -1,7 +1,7 @@
 //! What was spent: DP events, composable and JSON-round-trippable.
 //!
 //! # Guarantee and neighbouring relation
-//! Every event describes a Gaussian mechanism applied to a sum of per-record contributions
+//! Every event except [`DpEvent::DiscreteGaussian`] describes a Gaussian mechanism applied to a sum of per-record contributions
 //! each clipped to L2 norm C, with noise N(0, σ²C²) per coordinate (σ is the *noise
 //! multiplier*). Datasets are neighbours when one is the other with **one record added or
 //! removed** (add/remove-one relation). [`DpEvent::PoissonSampledGaussian`] is that mechanism
@@ -9,11 +9,18 @@
 //! (the batch size is random, as DP-SGD's analysis requires; fixed-size shuffled batches are
 //! *not* covered). All accountants bound the maximum over both directions (add and remove)
 //! of the privacy loss.
+//!
+//! [`DpEvent::DiscreteGaussian`] is the one non-DP-SGD event: the exact discrete Gaussian
+//! N_Z(0, σ²) added to each coordinate of an **integer-valued** query whose value changes by
+//! at most 1, in at most one coordinate, between add/remove-one neighbours (a histogram of
+//! counts, one record per count). Its privacy loss is then exactly that of the
+//! one-dimensional discrete Gaussian with sensitivity 1 (Canonne, Kamath & Steinke 2020).
 
 use serde::{Deserialize, Serialize};
 
+use crate::discrete_gaussian::DiscreteGaussian;
 use crate::error::{AccountingError, Result};
-use crate::mechanism::SubsampledGaussian;
+use crate::mechanism::{Mechanism, SubsampledGaussian};
 use crate::validate;
 
 /// A differentially private event: one mechanism, or a composition of events.
@@ -40,6 +47,15 @@ pub enum DpEvent {
         sample_rate: f64,
         /// σ: noise standard deviation divided by the L2 sensitivity.
         noise_multiplier: f64,
+    },
+    /// The exact discrete Gaussian N_Z(0, σ²) added to each coordinate of an integer-valued
+    /// query whose value changes by at most 1 in at most one coordinate between add/remove-one
+    /// neighbours (a histogram of counts). The privacy loss is then exactly that of the
+    /// one-dimensional discrete Gaussian with sensitivity 1: at an output x of N_Z(0, σ²)
+    /// against N_Z(1, σ²) it is (1 − 2x)/(2σ²), and the pair is symmetric (add = remove).
+    DiscreteGaussian {
+        /// σ > 0: the scale of the noise, in units of the query's sensitivity (1).
+        sigma: f64,
     },
     /// `count` independent runs of the same event (e.g. the steps of one training phase).
     SelfComposed {
@@ -72,6 +88,13 @@ impl DpEvent {
         })
     }
 
+    /// The discrete Gaussian mechanism N_Z(0, σ²) on a sensitivity-1 integer query (e.g. a
+    /// histogram of counts); σ finite and > 0. See [`DpEvent::DiscreteGaussian`].
+    pub fn discrete_gaussian(sigma: f64) -> Result<Self> {
+        validate::sigma(sigma)?;
+        Ok(Self::DiscreteGaussian { sigma })
+    }
+
     /// This event repeated `count ≥ 1` times.
     pub fn self_composed(self, count: u64) -> Result<Self> {
         validate::steps(count)?;
@@ -86,17 +109,16 @@ impl DpEvent {
         Self::Composed { events }
     }
 
-    /// The event as a validated list of distinct subsampled-Gaussian mechanisms with their
-    /// repetition counts (events with identical σ and q are merged). Empty when the event
-    /// spends nothing.
-    pub fn mechanisms(&self) -> Result<Vec<(SubsampledGaussian, u64)>> {
-        let mut out: Vec<(SubsampledGaussian, u64)> = Vec::new();
+    /// The event as a validated list of distinct mechanisms with their repetition counts
+    /// (identical mechanisms are merged). Empty when the event spends nothing.
+    pub fn mechanisms(&self) -> Result<Vec<(Mechanism, u64)>> {
+        let mut out: Vec<(Mechanism, u64)> = Vec::new();
         self.collect(1, &mut out)?;
         Ok(out)
     }
 
-    fn collect(&self, times: u64, out: &mut Vec<(SubsampledGaussian, u64)>) -> Result<()> {
-        let push = |m: SubsampledGaussian, out: &mut Vec<(SubsampledGaussian, u64)>| {
+    fn collect(&self, times: u64, out: &mut Vec<(Mechanism, u64)>) -> Result<()> {
+        let push = |m: Mechanism, out: &mut Vec<(Mechanism, u64)>| {
             if let Some(slot) = out.iter_mut().find(|(n, _)| *n == m) {
                 slot.1 = slot.1.checked_add(times).ok_or_else(too_many)?;
             } else {
@@ -105,14 +127,22 @@ impl DpEvent {
             Ok(())
         };
         match self {
-            Self::Gaussian { noise_multiplier } => {
-                push(SubsampledGaussian::new(1.0, *noise_multiplier)?, out)
-            }
+            Self::Gaussian { noise_multiplier } => push(
+                Mechanism::SubsampledGaussian(SubsampledGaussian::new(1.0, *noise_multiplier)?),
+                out,
+            ),
             Self::PoissonSampledGaussian {
                 sample_rate,
                 noise_multiplier,
             } => push(
-                SubsampledGaussian::new(*sample_rate, *noise_multiplier)?,
+                Mechanism::SubsampledGaussian(SubsampledGaussian::new(
+                    *sample_rate,
+                    *noise_multiplier,
+                )?),
+                out,
+            ),
+            Self::DiscreteGaussian { sigma } => push(
+                Mechanism::DiscreteGaussian(DiscreteGaussian::new(*sigma)?),
                 out,
             ),
             Self::SelfComposed { event, count } => {
@@ -151,7 +181,13 @@ mod tests {
         let m = e.mechanisms().unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].1, 30);
-        assert_eq!(m[1], (SubsampledGaussian::new(1.0, 2.0).unwrap(), 6));
+        assert_eq!(
+            m[1],
+            (
+                Mechanism::SubsampledGaussian(SubsampledGaussian::new(1.0, 2.0).unwrap()),
+                6
+            )
+        );
     }
 
     #[test]
@@ -177,6 +213,31 @@ mod tests {
             .self_composed(2)
             .unwrap();
         assert!(huge.mechanisms().is_err());
+    }
+
+    #[test]
+    fn discrete_gaussian_round_trips_and_validates() {
+        let e = DpEvent::discrete_gaussian(3.5).unwrap();
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(json, r#"{"type":"discrete_gaussian","sigma":3.5}"#);
+        assert_eq!(serde_json::from_str::<DpEvent>(&json).unwrap(), e);
+        let m = DpEvent::composed(vec![e.clone(), e]).mechanisms().unwrap();
+        assert_eq!(
+            m,
+            vec![(
+                Mechanism::DiscreteGaussian(DiscreteGaussian::new(3.5).unwrap()),
+                2
+            )]
+        );
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(matches!(
+                DpEvent::discrete_gaussian(bad),
+                Err(AccountingError::InvalidParameter { field: "sigma", .. })
+            ));
+        }
+        let de: DpEvent =
+            serde_json::from_str(r#"{"type":"discrete_gaussian","sigma":-2}"#).unwrap();
+        assert!(de.mechanisms().is_err());
     }
 
     #[test]

@@ -7,10 +7,12 @@
 
 use crate::special::{exp_diff, log_norm_cdf};
 
-/// μ of the composition, or `None` if some mechanism is subsampled (q < 1).
-pub(crate) fn composed_mu(mechanisms: &[(crate::SubsampledGaussian, u64)]) -> Option<f64> {
+/// μ of the composition, or `None` if some mechanism is subsampled (q < 1) or is not a
+/// Gaussian mechanism.
+pub(crate) fn composed_mu(mechanisms: &[(crate::Mechanism, u64)]) -> Option<f64> {
     let mut mu2 = 0.0;
     for (m, count) in mechanisms {
+        let m = m.as_subsampled_gaussian()?;
         if m.sample_rate() < 1.0 {
             return None;
         }

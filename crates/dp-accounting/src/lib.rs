@@ -3,7 +3,9 @@
 //! Privacy accountants for differentially private training: given what a run released
 //! (Gaussian mechanisms on Poisson samples, composed over many steps and phases), they
 //! answer "what (ε, δ) did I spend?", and calibrate "which noise multiplier reaches ε?".
-//! No ML dependency: embed it in any DP project.
+//! No ML dependency: embed it in any DP project. The exact discrete Gaussian of a DP
+//! histogram ([`DpEvent::discrete_gaussian`]) composes with the DP-SGD steps in every
+//! accountant.
 //!
 //! ## What is guaranteed, and for which relation
 //! Datasets are neighbours when one is the other with **one record added or removed**.
@@ -50,6 +52,7 @@ mod buffers;
 mod calibrate;
 mod compose;
 mod discrete;
+mod discrete_gaussian;
 mod error;
 mod event;
 mod gaussian;
@@ -65,10 +68,11 @@ pub use accountant::{Accountant, AccountantKind, AnyAccountant, Bound};
 pub use calibrate::{
     NoiseCalibration, StepsCalibration, calibrate_noise, calibrate_noise_multiplier, max_steps,
 };
+pub use discrete_gaussian::DiscreteGaussian;
 pub use error::{AccountingError, Result};
 pub use event::DpEvent;
 pub use ledger::{LEDGER_VERSION, LedgerEntry, PrivacyLedger};
-pub use mechanism::{Direction, SubsampledGaussian};
+pub use mechanism::{Direction, Mechanism, SubsampledGaussian};
 pub use pld::PldAccountant;
 pub use prv::PrvAccountant;
 pub use rdp::{RdpAccountant, default_orders};

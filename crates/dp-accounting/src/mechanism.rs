@@ -191,6 +191,37 @@ impl SubsampledGaussian {
     }
 }
 
+impl crate::discrete_gaussian::PrivacyCurve for SubsampledGaussian {
+    fn delta_for_epsilon(&self, dir: Direction, eps: f64) -> f64 {
+        SubsampledGaussian::delta_for_epsilon(self, dir, eps)
+    }
+
+    fn loss_range(&self, dir: Direction, eta: f64) -> (f64, f64) {
+        SubsampledGaussian::loss_range(self, dir, eta)
+    }
+}
+
+/// One mechanism of a [`crate::DpEvent`], as the accountants see it (see
+/// [`crate::DpEvent::mechanisms`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mechanism {
+    /// The (possibly Poisson-subsampled) Gaussian mechanism of a DP-SGD step.
+    SubsampledGaussian(SubsampledGaussian),
+    /// The discrete Gaussian mechanism on an integer query of sensitivity 1.
+    DiscreteGaussian(crate::DiscreteGaussian),
+}
+
+impl Mechanism {
+    /// The subsampled Gaussian, if this is one.
+    pub fn as_subsampled_gaussian(&self) -> Option<&SubsampledGaussian> {
+        match self {
+            Self::SubsampledGaussian(m) => Some(m),
+            Self::DiscreteGaussian(_) => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,15 @@ pub(crate) fn noise_multiplier(sigma: f64) -> Result<f64> {
     }
 }
 
+/// The discrete Gaussian's σ: a finite number > 0.
+pub(crate) fn sigma(sigma: f64) -> Result<f64> {
+    if sigma.is_finite() && sigma > 0.0 {
+        Ok(sigma)
+    } else {
+        Err(invalid("sigma", sigma, "a finite number > 0"))
+    }
+}
+
 /// q ∈ (0, 1].
 pub(crate) fn sample_rate(q: f64) -> Result<f64> {
     if q > 0.0 && q <= 1.0 {

@@ -68,6 +68,7 @@ pub mod engine;
 mod error;
 pub mod ghost;
 mod loss;
+pub mod mechanisms;
 pub mod noise;
 mod optimizer;
 pub mod parallel;

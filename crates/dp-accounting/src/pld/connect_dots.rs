@@ -9,13 +9,14 @@
 //! distributions (dominating pairs compose).
 
 use crate::compose::GridPmf;
-use crate::mechanism::{Direction, SubsampledGaussian};
+use crate::discrete_gaussian::PrivacyCurve;
+use crate::mechanism::Direction;
 
 /// The grid range [i_lo, i_hi] (in units of h) that the connect-the-dots distribution of
 /// one direction spans: the loss range outside which each tail holds at most `eta`. Any
 /// range is sound (mass above goes to +∞, mass below is folded into the lowest point by the
 /// exact chord); `eta` only trades grid size for tightness.
-pub(crate) fn grid_range(m: &SubsampledGaussian, dir: Direction, h: f64, eta: f64) -> (i64, i64) {
+pub(crate) fn grid_range(m: &dyn PrivacyCurve, dir: Direction, h: f64, eta: f64) -> (i64, i64) {
     let (eps_lo, eps_hi) = m.loss_range(dir, eta);
     let lo = (eps_lo / h).floor() as i64;
     let hi = ((eps_hi / h).ceil() as i64).max(lo + 1);
@@ -25,7 +26,7 @@ pub(crate) fn grid_range(m: &SubsampledGaussian, dir: Direction, h: f64, eta: f6
 /// The connect-the-dots distribution of one direction on the grid of mesh `h`, and its
 /// mass at +∞.
 pub(crate) fn connect_dots(
-    m: &SubsampledGaussian,
+    m: &dyn PrivacyCurve,
     dir: Direction,
     h: f64,
     eta: f64,
@@ -62,6 +63,7 @@ pub(crate) fn connect_dots(
 mod tests {
     use super::*;
     use crate::discrete::DiscreteLoss;
+    use crate::mechanism::SubsampledGaussian;
 
     #[test]
     fn reproduces_the_curve_at_grid_points_and_dominates_between() {

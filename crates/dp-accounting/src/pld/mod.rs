@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::accountant::{Accountant, Bound};
 use crate::compose::{GridPmf, compose, fast_len};
 use crate::discrete::DiscreteLoss;
+use crate::discrete_gaussian::PrivacyCurve;
 use crate::error::{AccountingError, Result};
 use crate::event::DpEvent;
-use crate::mechanism::{Direction, SubsampledGaussian};
+use crate::mechanism::{Direction, Mechanism};
 use crate::{gaussian, validate};
 
 /// Privacy-loss-distribution accountant (Koskela et al. 2020; Doroshenko et al. 2022), as in
@@ -53,6 +54,21 @@ impl Default for PldAccountant {
             max_grid_points: 1 << 23,
         }
     }
+}
+
+/// Each mechanism's exact privacy curve: the subsampled Gaussian's closed form, the
+/// discrete Gaussian's tail table (its exact PMF, both directions equal).
+pub(crate) fn curves(mechanisms: &[(Mechanism, u64)]) -> Result<Vec<(Box<dyn PrivacyCurve>, u64)>> {
+    mechanisms
+        .iter()
+        .map(|(m, c)| {
+            let curve: Box<dyn PrivacyCurve> = match m {
+                Mechanism::SubsampledGaussian(g) => Box::new(*g),
+                Mechanism::DiscreteGaussian(d) => Box::new(d.table()?),
+            };
+            Ok((curve, *c))
+        })
+        .collect()
 }
 
 /// Candidate Chernoff orders λ (in units of 1/loss) for the composition window.
@@ -107,9 +123,12 @@ impl PldAccountant {
     /// as needed to fit `max_grid_points`.
     pub(crate) fn composed(
         &self,
-        mechanisms: &[(SubsampledGaussian, u64)],
+        mechanisms: &[(Mechanism, u64)],
         dir: Direction,
     ) -> Result<DiscreteLoss> {
+        let curves = curves(mechanisms)?;
+        let mechanisms: Vec<(&dyn PrivacyCurve, u64)> =
+            curves.iter().map(|(c, n)| (c.as_ref(), *n)).collect();
         let mut h = self.value_discretization_interval;
         let total_runs: f64 = mechanisms.iter().map(|(_, c)| *c as f64).sum();
         // Mass per run beyond each end of the single-run grid; it is moved to +∞ or folded
@@ -120,7 +139,7 @@ impl PldAccountant {
             let widest = mechanisms
                 .iter()
                 .map(|(m, _)| {
-                    let (lo, hi) = connect_dots::grid_range(m, dir, h, eta);
+                    let (lo, hi) = connect_dots::grid_range(*m, dir, h, eta);
                     (hi - lo + 1) as f64
                 })
                 .fold(0.0, f64::max);
@@ -131,7 +150,7 @@ impl PldAccountant {
             let parts: Vec<(GridPmf, f64, u64)> = mechanisms
                 .iter()
                 .map(|(m, c)| {
-                    let (pmf, inf) = connect_dots::connect_dots(m, dir, h, eta);
+                    let (pmf, inf) = connect_dots::connect_dots(*m, dir, h, eta);
                     (pmf, inf, *c)
                 })
                 .collect();
@@ -196,7 +215,7 @@ impl PldAccountant {
     /// direction dominates; this halves the work without assuming it.)
     fn worst_direction(
         &self,
-        mechanisms: &[(SubsampledGaussian, u64)],
+        mechanisms: &[(Mechanism, u64)],
         f: impl Fn(&DiscreteLoss) -> Result<f64> + Sync,
     ) -> Result<f64> {
         let coarse = Self {

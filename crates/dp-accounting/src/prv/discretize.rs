@@ -3,6 +3,7 @@
 //! as the continuous one.
 
 use crate::compose::GridPmf;
+use crate::discrete_gaussian::DiscreteGaussianTable;
 use crate::mechanism::{Direction, SubsampledGaussian};
 
 /// Noise standard deviations past which the Gaussian mass (< 1e-300) is ignored when
@@ -65,6 +66,52 @@ pub(crate) fn discretize(
             probs,
         },
         shift: mean_continuous - mean_discrete,
+    }
+}
+
+/// The same discretisation for the discrete Gaussian, whose PRV is itself discrete (mass
+/// P(X = x) at the loss (1 − 2x)/(2σ²), both directions equal): each support point's mass
+/// goes to the bucket holding its loss, conditioned on the same range, and the shift makes
+/// the mean equal to the conditioned exact mean Σ P(x)·L(x)/mass. Gopi et al.'s error
+/// analysis (mean-preserving rounding to within h/2, then concentration) does not assume a
+/// continuous PRV, so their bounds hold unchanged.
+pub(crate) fn discretize_discrete_gaussian(
+    t: &DiscreteGaussianTable,
+    h: f64,
+    k: i64,
+    eta: f64,
+) -> DiscretePrv {
+    let (t_lo, t_hi) = t.loss_range(eta);
+    let i_min = ((t_lo / h - 0.5).floor() as i64).clamp(-k, k);
+    let i_max = ((t_hi / h + 0.5).ceil() as i64).clamp(i_min, k);
+    let a = (i_min as f64 - 0.5) * h;
+    let b = (i_max as f64 + 0.5) * h;
+    let mut probs = vec![0.0; (i_max - i_min + 1) as usize];
+    let (mut mass, mut moment) = (0.0, 0.0);
+    let half = t.half_width();
+    for x in -half..=half {
+        let loss = t.loss(x);
+        if loss <= a || loss > b {
+            continue;
+        }
+        let p = t.prob(x);
+        let i = ((loss / h - 0.5).ceil() as i64).clamp(i_min, i_max);
+        probs[(i - i_min) as usize] += p;
+        mass += p;
+        moment += p * loss;
+    }
+    probs.iter_mut().for_each(|p| *p /= mass);
+    let mean_discrete: f64 = probs
+        .iter()
+        .enumerate()
+        .map(|(j, p)| (i_min + j as i64) as f64 * h * p)
+        .sum();
+    DiscretePrv {
+        pmf: GridPmf {
+            offset: i_min,
+            probs,
+        },
+        shift: moment / mass - mean_discrete,
     }
 }
 

@@ -9,9 +9,9 @@ use crate::compose::{GridPmf, compose, fast_len};
 use crate::discrete::DiscreteLoss;
 use crate::error::{AccountingError, Result};
 use crate::event::DpEvent;
-use crate::mechanism::{Direction, SubsampledGaussian};
+use crate::mechanism::{Direction, Mechanism};
 use crate::pld::PldAccountant;
-use crate::rdp::RdpAccountant;
+use crate::rdp::{RdpAccountant, mechanism_rdp};
 use crate::{gaussian, validate};
 
 /// Privacy-random-variable accountant (Gopi, Lee & Wutschitz 2021, "Numerical Composition
@@ -82,15 +82,28 @@ struct Plan {
 
 impl Plan {
     /// The composed discrete PRV of one direction.
-    fn compose(&self, mechanisms: &[(SubsampledGaussian, u64)], dir: Direction) -> Composed {
+    fn compose(&self, mechanisms: &[(Mechanism, u64)], dir: Direction) -> Result<Composed> {
         let parts: Vec<(discretize::DiscretePrv, u64)> = mechanisms
             .iter()
-            .map(|(m, c)| (discretize::discretize(m, dir, self.h, self.k, self.eta), *c))
-            .collect();
+            .map(|(m, c)| {
+                let d = match m {
+                    Mechanism::SubsampledGaussian(g) => {
+                        discretize::discretize(g, dir, self.h, self.k, self.eta)
+                    }
+                    Mechanism::DiscreteGaussian(g) => discretize::discretize_discrete_gaussian(
+                        &g.table()?,
+                        self.h,
+                        self.k,
+                        self.eta,
+                    ),
+                };
+                Ok((d, *c))
+            })
+            .collect::<Result<_>>()?;
         let shift: f64 = parts.iter().map(|(d, c)| d.shift * *c as f64).sum();
         let refs: Vec<(&GridPmf, u64)> = parts.iter().map(|(d, c)| (&d.pmf, *c)).collect();
         let lo = ((-self.lower - shift) / self.h).floor() as i64;
-        Composed {
+        Ok(Composed {
             loss: DiscreteLoss {
                 lo_value: lo as f64 * self.h + shift,
                 h: self.h,
@@ -99,7 +112,7 @@ impl Plan {
             },
             eps_error: self.eps_error,
             slack: self.slack,
-        }
+        })
     }
 }
 
@@ -114,11 +127,12 @@ impl PrvAccountant {
     /// Gopi et al.'s domain half-width L (their Remark 5.6, as prv_accountant): beyond ±L
     /// the composed PRV has mass at most δₑ/8, and each single run's at most δₑ/(8T), by
     /// Chernoff bounds from the RDP of the remove direction (which bounds the add
-    /// direction's, Mironov et al. 2019), plus 3. Also returns the composed RDP curve as
+    /// direction's, Mironov et al. 2019; for the discrete Gaussian both directions share the
+    /// zCDP bound α/(2σ²)), plus 3. Also returns the composed RDP curve as
     /// (order, RDP) pairs, reused for the composition window.
     fn domain(
         &self,
-        mechanisms: &[(SubsampledGaussian, u64)],
+        mechanisms: &[(Mechanism, u64)],
         delta_error: f64,
     ) -> Result<(f64, Vec<(f64, f64)>)> {
         let rdp = RdpAccountant::default();
@@ -134,10 +148,7 @@ impl PrvAccountant {
         let mut composed: Vec<Option<f64>> = vec![Some(0.0); orders.len()];
         let mut l = f64::NEG_INFINITY;
         for (m, count) in mechanisms {
-            let single = rdp.rdp(&DpEvent::poisson_sampled_gaussian(
-                m.sample_rate(),
-                m.noise_multiplier(),
-            )?)?;
+            let single = mechanism_rdp(m, orders);
             l = l.max(tail(&single, delta_error / (8.0 * total_steps)));
             for (c, r) in composed.iter_mut().zip(&single) {
                 *c = c.zip(*r).map(|(c, r)| c + r * *count as f64);
@@ -159,7 +170,7 @@ impl PrvAccountant {
     }
 
     /// The mesh, domain and FFT window shared by both directions.
-    fn plan(&self, mechanisms: &[(SubsampledGaussian, u64)], delta_error: f64) -> Result<Plan> {
+    fn plan(&self, mechanisms: &[(Mechanism, u64)], delta_error: f64) -> Result<Plan> {
         let total_steps: f64 = mechanisms.iter().map(|(_, c)| *c as f64).sum();
         let (l, rdp_curve) = self.domain(mechanisms, delta_error)?;
         // Gopi et al., Theorem 5.5: mesh h = εₑ / √(T/2 · ln(12/δₑ)).
@@ -205,7 +216,7 @@ impl PrvAccountant {
     /// work without assuming it.)
     fn worst(
         &self,
-        mechanisms: &[(SubsampledGaussian, u64)],
+        mechanisms: &[(Mechanism, u64)],
         delta_error: f64,
         answer: impl Fn(&Composed) -> Result<Bound> + Sync,
         add_bound: impl Fn(&DiscreteLoss) -> Option<f64> + Send + Sync,
@@ -222,14 +233,16 @@ impl PrvAccountant {
                     .ok()
                     .and_then(|d| add_bound(&d))
             });
-            let remove = answer(&plan.compose(mechanisms, Direction::Remove));
+            let remove = plan
+                .compose(mechanisms, Direction::Remove)
+                .and_then(|c| answer(&c));
             (remove, bound.join().expect("PRV worker thread panicked"))
         });
         let remove = remove?;
         if bound.is_some_and(|b| b <= remove.lower.unwrap_or(remove.upper)) {
             return Ok(remove);
         }
-        let add = answer(&plan.compose(mechanisms, Direction::Add))?;
+        let add = answer(&plan.compose(mechanisms, Direction::Add)?)?;
         Ok(worse(remove, add))
     }
 

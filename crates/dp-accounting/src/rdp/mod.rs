@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::accountant::{Accountant, Bound};
 use crate::error::{AccountingError, Result};
 use crate::event::DpEvent;
+use crate::mechanism::Mechanism;
 use crate::validate;
 
 /// The default RDP orders: the union of Opacus's and dp_accounting's defaults (so this
@@ -23,8 +24,27 @@ pub fn default_orders() -> Vec<f64> {
     orders
 }
 
+/// The RDP of one run of `m` at each order (`None` where a series did not converge).
+///
+/// The discrete Gaussian N_Z(0, σ²) with sensitivity 1 is ρ-zCDP with ρ = 1/(2σ²)
+/// (Canonne, Kamath & Steinke 2020, their concentrated-DP theorem for the discrete
+/// Gaussian), i.e. its RDP of order α is
+/// at most α/(2σ²) in both directions, the continuous Gaussian's value: that bound is used
+/// (conservative; the exact discrete RDP is slightly smaller).
+pub(crate) fn mechanism_rdp(m: &Mechanism, orders: &[f64]) -> Vec<Option<f64>> {
+    match m {
+        Mechanism::SubsampledGaussian(m) => {
+            subsampled_gaussian::rdp_curve(m.sample_rate(), m.noise_multiplier(), orders)
+        }
+        Mechanism::DiscreteGaussian(d) => {
+            let rho = 1.0 / (2.0 * d.sigma() * d.sigma());
+            orders.iter().map(|a| Some(a * rho)).collect()
+        }
+    }
+}
+
 /// Rényi-DP accountant for compositions of Poisson-subsampled Gaussian mechanisms
-/// (add/remove-one neighbours, Poisson sampling).
+/// (add/remove-one neighbours, Poisson sampling) and discrete Gaussian mechanisms.
 ///
 /// RDP at integer orders is exact (a binomial sum evaluated as `ln(1 + Σ…)` so that tiny
 /// values keep full relative precision); at fractional orders it uses Mironov et al.'s
@@ -87,8 +107,7 @@ impl RdpAccountant {
         }
         let mut total: Vec<Option<f64>> = vec![Some(0.0); self.orders.len()];
         for (m, count) in event.mechanisms()? {
-            let curve =
-                subsampled_gaussian::rdp_curve(m.sample_rate(), m.noise_multiplier(), &self.orders);
+            let curve = mechanism_rdp(&m, &self.orders);
             for (t, r) in total.iter_mut().zip(curve) {
                 *t = t.zip(r).map(|(t, r)| t + r * count as f64);
             }
@@ -157,6 +176,13 @@ mod tests {
     fn gaussian_mechanism_rdp_is_alpha_over_two_sigma_squared() {
         let acc = RdpAccountant::with_orders(vec![2.0, 3.5]).unwrap();
         let r = acc.rdp(&DpEvent::gaussian(2.0).unwrap()).unwrap();
+        assert_eq!(r, vec![Some(2.0 / 8.0), Some(3.5 / 8.0)]);
+    }
+
+    #[test]
+    fn discrete_gaussian_rdp_is_its_zcdp_bound() {
+        let acc = RdpAccountant::with_orders(vec![2.0, 3.5]).unwrap();
+        let r = acc.rdp(&DpEvent::discrete_gaussian(2.0).unwrap()).unwrap();
         assert_eq!(r, vec![Some(2.0 / 8.0), Some(3.5 / 8.0)]);
     }
 
