@@ -92,10 +92,7 @@ fn worker<C: Collective<Flex>>(
             // the realised batch size, the clipped count and the step's time are not
             // printed: they come from the private Poisson sample, without noise
             let e = job.trainer().engine();
-            println!(
-                "step {taken}/{planned}: ε spent {:.3}",
-                e.epsilon_spent()?
-            );
+            println!("step {taken}/{planned}: ε spent {:.3}", e.epsilon_spent()?);
         }
     }
     if rank == 0 {

@@ -29,7 +29,7 @@ use dp_accounting::{PldAccountant, PrivacyLedger};
 use dp_optim::{DpRng, DpTrainer, EngineConfig, LrSchedule, OptimizerConfig, TrainerConfig};
 use kd_losses::{DistillConfig, distillation_loss};
 use synth_gen::{
-    CodeJob, ControlCodeFormat, GenerationConfig, JsonlSink, dp_histogram, proportional, synthesize,
+    CodeJob, ControlCodeFormat, GenerationConfig, JsonlSink, proportional, synthesize,
 };
 
 type B = Autodiff<Flex>;
@@ -159,7 +159,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Samples per control code: the DP histogram of the private label counts, released
     // first and recorded in the ledger the teacher's DP-SGD then continues.
     let n = train.len();
-    let delta = 1.0 / n as f64;
+    let delta = distil_dp::pipeline::default_delta(n);
     let codes: Vec<(usize, usize)> = (0..PRODUCTS.len())
         .flat_map(|p| (1..=5).map(move |s| (p, s)))
         .collect();
@@ -168,7 +168,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|c| train.iter().filter(|r| (r.0, r.1) == *c).count() as u64)
         .collect();
     let mut ledger = PrivacyLedger::new();
-    let noisy = dp_histogram(&counts, 20.0, &mut DpRng::secure()?, &mut ledger)?;
+    let noisy: Vec<f64> = dp_optim::mechanisms::discrete_gaussian_histogram(
+        &counts,
+        20.0,
+        &mut DpRng::secure()?,
+        &mut ledger,
+        "label-histogram",
+    )?
+    .into_iter()
+    .map(|c| c as f64)
+    .collect();
     let histogram_eps = ledger.epsilon(&PldAccountant::default(), delta)?.upper;
     println!("label histogram released with sigma 20 (alone: epsilon {histogram_eps:.3})");
 

@@ -8,7 +8,9 @@ use dp_accounting::AccountantKind;
 use dp_optim::{Clipping, ClippingPath, LrSchedule, OptimizerConfig};
 use kd_losses::DistillConfig;
 use serde::{Deserialize, Serialize};
-use synth_gen::{GenerationConfig, SampleAllocation};
+use synth_gen::GenerationConfig;
+
+use crate::allocation::SampleAllocation;
 
 use crate::error::DistilDpError;
 use crate::records::RecordFormat;

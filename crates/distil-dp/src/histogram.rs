@@ -3,10 +3,10 @@
 
 use std::collections::BTreeSet;
 
+use crate::allocation::SampleAllocation;
 use dp_accounting::PrivacyLedger;
 use dp_optim::DpRng;
 use serde::{Deserialize, Serialize};
-use synth_gen::SampleAllocation;
 
 use crate::config::PipelineConfig;
 use crate::error::DistilDpError;
@@ -133,20 +133,6 @@ fn r_name(train: &[Record], column: usize) -> String {
         .unwrap_or_default()
 }
 
-/// The ledger the label release will hold, known before it is made (the allocation's σ is
-/// public): what the teacher's σ is calibrated after, before anything is released.
-pub fn planned_ledger(allocation: &SampleAllocation) -> Result<PrivacyLedger, DistilDpError> {
-    let mut ledger = PrivacyLedger::new();
-    if let SampleAllocation::DpHistogram { noise_multiplier } = allocation {
-        let event = dp_accounting::DpEvent::gaussian(*noise_multiplier)
-            .map_err(dp_optim::DpOptimError::from)?;
-        ledger
-            .record(synth_gen::HISTOGRAM_LABEL, event)
-            .map_err(dp_optim::DpOptimError::from)?;
-    }
-    Ok(ledger)
-}
-
 /// The release saved in the run directory by an earlier run, if there is one.
 pub fn load_release(dir: &RunDir) -> Result<Option<LabelRelease>, DistilDpError> {
     let path = dir.histogram_path();
@@ -190,12 +176,8 @@ pub fn release_or_load(
         .collect();
     let mut ledger = PrivacyLedger::new();
     let allocation = config.generation.allocation.clone();
-    let samples = allocation
-        .allocate(total, &counts, rng, &mut ledger)
-        .map_err(|e| DistilDpError::Config {
-            message: format!("generation.allocation: {e}"),
-        })?;
-    if ledger != planned_ledger(&allocation)? {
+    let samples = allocation.allocate(total, &counts, rng, &mut ledger)?;
+    if ledger != allocation.planned_ledger()? {
         // the teacher's σ was calibrated after the planned ledger: never continue past a
         // release that spent something else (nothing of it is saved or returned)
         return Err(DistilDpError::Config {

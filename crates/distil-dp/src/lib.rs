@@ -46,6 +46,7 @@
 //! assert_eq!(read_texts(&file).unwrap(), vec!["a review".to_string()]);
 //! ```
 
+pub mod allocation;
 pub mod backend;
 pub mod blocks;
 pub mod config;

@@ -307,8 +307,8 @@ impl Report {
             l.codes.len(),
             l.samples.iter().sum::<usize>(),
             match &l.allocation {
-                synth_gen::SampleAllocation::DpHistogram { noise_multiplier } =>
-                    format!("DP histogram of the private label counts, σ = {noise_multiplier}"),
+                crate::allocation::SampleAllocation::DpHistogram { noise_multiplier } =>
+                    format!("exact discrete Gaussian histogram of the private label counts, σ = {noise_multiplier}"),
                 other => format!("{other:?}, no private data read"),
             }
         ));
@@ -359,6 +359,12 @@ fn tokenizer_note(config: &PipelineConfig) -> String {
 /// (mechanism, q, σ, steps) of a ledger event, as table cells.
 fn describe(event: &DpEvent) -> (String, String, String, String) {
     match event {
+        DpEvent::DiscreteGaussian { sigma } => (
+            "discrete Gaussian (label counts)".into(),
+            "1".into(),
+            format!("{sigma:.4}"),
+            "1".into(),
+        ),
         DpEvent::Gaussian { noise_multiplier } => (
             "Gaussian".into(),
             "1".into(),

@@ -1,7 +1,7 @@
 //! The TOML configuration: defaults, round trip, overrides, and errors that name the field.
 
+use distil_dp::allocation::SampleAllocation;
 use distil_dp::config::PipelineConfig;
-use synth_gen::SampleAllocation;
 
 fn err(text: &str, overrides: &[&str]) -> String {
     let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();

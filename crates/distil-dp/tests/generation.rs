@@ -3,13 +3,13 @@
 
 use burn::backend::Flex;
 use causal_lm::Gpt2Config;
+use distil_dp::allocation::SampleAllocation;
 use distil_dp::config::PipelineConfig;
 use distil_dp::generation::{corpus_complete, generate_corpus};
 use distil_dp::histogram::{control_codes, release_or_load};
 use distil_dp::prepare::{load_splits, tokenizer};
 use distil_dp::run_dir::RunDir;
 use dp_optim::DpRng;
-use synth_gen::SampleAllocation;
 
 #[test]
 fn the_corpus_is_written_and_a_rerun_completes_it_identically() {

@@ -1,12 +1,13 @@
 //! The label stage: codes from public domains (or, flagged, from the data), samples per code
 //! released once through the DP histogram and reloaded on a rerun.
 
+use distil_dp::allocation::{DEFAULT_HISTOGRAM_NOISE, HISTOGRAM_LABEL, SampleAllocation};
 use distil_dp::config::PipelineConfig;
 use distil_dp::histogram::{control_codes, release_or_load};
 use distil_dp::prepare::load_splits;
 use distil_dp::run_dir::RunDir;
+use dp_accounting::{DpEvent, PrivacyLedger};
 use dp_optim::DpRng;
-use synth_gen::{HISTOGRAM_LABEL, SampleAllocation};
 
 #[test]
 fn the_histogram_is_released_once_over_the_public_codes() {
@@ -30,6 +31,18 @@ fn the_histogram_is_released_once_over_the_public_codes() {
         .map(|e| e.label.as_str())
         .collect();
     assert_eq!(labels, [HISTOGRAM_LABEL]);
+    assert_eq!(
+        first.ledger.entries()[0].event,
+        DpEvent::DiscreteGaussian {
+            sigma: DEFAULT_HISTOGRAM_NOISE
+        },
+        "the exact discrete Gaussian, accounted as such"
+    );
+    assert_eq!(
+        first.ledger,
+        config.generation.allocation.planned_ledger().unwrap(),
+        "the ledger the teacher was calibrated after"
+    );
     // 5-star codes get more samples than 1-star ones, as in the (skewed) data
     let stars = |s: &str| -> usize {
         first
@@ -125,5 +138,62 @@ fn identifying_control_codes_are_refused_unless_the_columns_are_named() {
             .warning
             .as_deref()
             .is_some_and(|w| w.contains("distinct"))
+    );
+}
+
+#[test]
+fn allocations_sum_to_the_total_and_only_the_histogram_is_recorded() {
+    let counts = [300u64, 100, 0, 600];
+    let mut rng = DpRng::secure().unwrap();
+    let mut ledger = PrivacyLedger::new();
+    let uniform = SampleAllocation::Uniform
+        .allocate(1000, &counts, &mut rng, &mut ledger)
+        .unwrap();
+    assert_eq!(uniform, vec![250; 4]);
+    let given = SampleAllocation::Given {
+        weights: vec![1.0, 0.0, 0.0, 3.0],
+    };
+    assert_eq!(
+        given
+            .allocate(1000, &counts, &mut rng, &mut ledger)
+            .unwrap(),
+        vec![250, 0, 0, 750]
+    );
+    assert!(
+        ledger.entries().is_empty(),
+        "public allocations release nothing"
+    );
+    let wrong = SampleAllocation::Given { weights: vec![1.0] };
+    let err = wrong
+        .allocate(10, &counts, &mut rng, &mut ledger)
+        .unwrap_err();
+    assert!(err.to_string().contains("weights"), "{err}");
+
+    assert_eq!(
+        SampleAllocation::default(),
+        SampleAllocation::DpHistogram {
+            noise_multiplier: DEFAULT_HISTOGRAM_NOISE
+        }
+    );
+    let dp = SampleAllocation::default()
+        .allocate(1000, &counts, &mut rng, &mut ledger)
+        .unwrap();
+    assert_eq!(dp.iter().sum::<usize>(), 1000);
+    // σ = 10 on counts of 100s: each share within 100 of the exact one (10σ)
+    for (got, want) in dp.iter().zip([300, 100, 0, 600]) {
+        assert!((*got as i64 - want).abs() <= 100, "{dp:?}");
+    }
+    assert_eq!(ledger.entries().len(), 1);
+    assert_eq!(ledger.entries()[0].label, HISTOGRAM_LABEL);
+    let bad = SampleAllocation::DpHistogram {
+        noise_multiplier: 0.0,
+    }
+    .allocate(10, &counts, &mut rng, &mut ledger)
+    .unwrap_err();
+    assert!(bad.to_string().contains("sigma"), "{bad}");
+    assert_eq!(
+        ledger.entries().len(),
+        1,
+        "a refused release is not recorded"
     );
 }

@@ -19,13 +19,12 @@
 //! * [`JsonlSink`]: streamed JSONL (text plus label columns) flushed per sample; reopening
 //!   resumes after the last complete line; empty generations dropped, exact repeats
 //!   optionally.
-//! * [`SampleAllocation`], [`dp_histogram`], [`proportional`]: samples per control code,
-//!   uniformly, from given weights, or from the private label counts released by the
-//!   Gaussian mechanism and recorded in the privacy ledger.
+//! * [`proportional`]: samples per control code from weights, summing exactly to the total.
 //!
-//! Generation is post-processing of the DP teacher: it spends no privacy budget. The prompts'
-//! label *counts*, when taken from the private data, are a release of their own:
-//! [`dp_histogram`] makes it a Gaussian mechanism and records it in the ledger.
+//! Generation is post-processing of the DP teacher: it spends no privacy budget, and this
+//! crate depends on no DP crate. The prompts' label *counts*, when taken from the private
+//! data, are a release of their own, made outside it (the pipeline uses the exact discrete
+//! Gaussian of `dp_optim::mechanisms`) and passed here as weights.
 //!
 //! ```
 //! use synth_gen::ControlCodeFormat;
@@ -44,9 +43,7 @@ pub mod processors;
 mod shard;
 mod synthesize;
 
-pub use allocation::{
-    DEFAULT_HISTOGRAM_NOISE, HISTOGRAM_LABEL, SampleAllocation, dp_histogram, proportional,
-};
+pub use allocation::proportional;
 pub use config::GenerationConfig;
 pub use control::ControlCodeFormat;
 pub use error::SynthGenError;

@@ -11,7 +11,7 @@ use synth_gen::ControlCodeFormat;
 use super::{Ctx, Stage, dirs};
 use crate::dp_train::{DpTraining, plan};
 use crate::error::DistilDpError;
-use crate::histogram::{ControlCodes, control_codes, load_release, planned_ledger};
+use crate::histogram::{ControlCodes, control_codes, load_release};
 use crate::identity::{self, Part};
 
 /// The default δ of a run over `n` training records: `n^-1.1`, strictly below 1/n for
@@ -221,7 +221,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
         if makes.contains(&Part::DistilDp) && starts(dirs::TEACHER) {
             let prior = match load_release(&self.dir)? {
                 Some(r) => r.ledger,
-                None => planned_ledger(&self.config.generation.allocation)?,
+                None => self.config.generation.allocation.planned_ledger()?,
             };
             plan(&self.training("teacher", epsilon, 2, false), n, prior)?;
         }
