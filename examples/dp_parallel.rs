@@ -37,8 +37,15 @@ fn arg(name: &str) -> Option<String> {
 }
 
 fn config(records: usize) -> TrainerConfig {
-    // ε = 3, δ = 1/N, 2 epochs of Poisson batches of 48 expected records, C = 1
-    let engine = EngineConfig::new(3.0, 1.0 / records as f64, 2.0, records, 48.0, 1.0);
+    // ε = 3, δ = N^-1.1 (below 1/N), 2 epochs of Poisson batches of 48 expected records, C = 1
+    let engine = EngineConfig::new(
+        3.0,
+        distil_dp::pipeline::default_delta(records),
+        2.0,
+        records,
+        48.0,
+        1.0,
+    );
     TrainerConfig {
         engine,
         optimizer: OptimizerConfig::AdamW {

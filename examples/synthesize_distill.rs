@@ -7,7 +7,7 @@
 //!    from templates with a fixed seed; the tokenizer is trained on the public word lists and
 //!    label names only.
 //! 2. How many samples per control code: the private label counts released through the
-//!    Gaussian mechanism (σ = 20), recorded in a privacy ledger.
+//!    exact discrete Gaussian mechanism (σ = 20), recorded in a privacy ledger.
 //! 3. Teacher (2 layers × 64) fine-tuned with DP-AdamW on `control code + review`, its σ
 //!    calibrated so that the histogram and all its steps together spend ε = 3 (one ledger).
 //! 4. 2 000 synthetic reviews sampled from the DP teacher with the paper's settings (top-k 50,

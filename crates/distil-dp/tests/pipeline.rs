@@ -183,6 +183,33 @@ fn the_whole_pipeline_runs_and_its_report_accounts_for_every_release() {
         "{md}"
     );
 
+    // the report says what the guarantee is about and what was actually used
+    for said in [
+        "Privacy unit",
+        "Treated as public",
+        "Safe to publish",
+        "embedded public corpus",
+    ] {
+        assert!(
+            p.notes.iter().any(|n| n.contains(said)),
+            "{said}: {:?}",
+            p.notes
+        );
+    }
+    // no DP training keeps its noise stream or sampling key once finished
+    for d in [
+        "teacher",
+        "baseline-dp-sgd-student",
+        "baseline-dpkd-teacher",
+        "baseline-dpkd-student",
+    ] {
+        assert!(root.join(d).join("trainer.json").exists(), "{d}");
+        assert!(
+            !root.join(d).join("secrets.json").exists(),
+            "{d} kept its secrets"
+        );
+    }
+
     let svg = std::fs::read_to_string(root.join("loss-curves.svg")).unwrap();
     assert!(svg.contains(">pretrain-teacher<") && svg.contains(">student<"));
 
