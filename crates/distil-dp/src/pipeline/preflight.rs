@@ -223,35 +223,29 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
                 Some(r) => r.ledger,
                 None => self.config.generation.allocation.planned_ledger()?,
             };
-            plan(&self.training("teacher", epsilon, 2, false), n, prior)?;
+            plan(&self.training("teacher", epsilon, 2), n, prior)?;
         }
         if makes.contains(&Part::DpSgdStudent) && starts(dirs::DP_SGD_STUDENT) {
-            let training = self.training("dp-sgd-student", epsilon, 3, false);
+            let training = self.training("dp-sgd-student", epsilon, 3);
             plan(&training, n, PrivacyLedger::new())?;
         }
         if makes.contains(&Part::Dpkd) && (starts(dirs::DPKD_TEACHER) || starts(dirs::DPKD_STUDENT))
         {
-            let teacher = self.training("dpkd-teacher", epsilon / 2.0, 4, false);
+            let teacher = self.training("dpkd-teacher", epsilon / 2.0, 4);
             let planned = plan(&teacher, n, PrivacyLedger::new())?;
-            let student = self.training("dpkd-student", epsilon, 5, false);
+            let student = self.training("dpkd-student", epsilon, 5);
             plan(&student, n, planned.ledger)?;
         }
         Ok(())
     }
 
-    /// The settings of one DP-SGD training of this run (see [`dp_training`]).
-    pub(super) fn training<'s>(
-        &'s self,
-        name: &'s str,
-        epsilon: f64,
-        noise_tag: u64,
-        multi_process: bool,
-    ) -> DpTraining<'s> {
-        let processes = self.processes.filter(|_| multi_process);
+    /// The settings of one DP-SGD training this run plans (on this process: the plan does
+    /// not depend on how many processes share it; see [`dp_training`]).
+    fn training<'s>(&'s self, name: &'s str, epsilon: f64, noise_tag: u64) -> DpTraining<'s> {
         dp_training(
             self.config,
             self.delta,
-            processes,
+            None,
             &self.dataset_id,
             name,
             epsilon,
