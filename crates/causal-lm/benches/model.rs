@@ -13,10 +13,9 @@
 use std::time::Duration;
 
 use burn::backend::{Autodiff, Flex, NdArray};
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use causal_lm::{Gpt2, Gpt2Config};
+use causal_lm::{Gpt2, Gpt2Config, next_token_nll};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 const BLOCK: usize = 128;
@@ -63,11 +62,10 @@ fn tokens<B: Backend>(
     Tensor::from_data(TensorData::new(data, [batch, len]), device)
 }
 
+/// What PyTorch's side computes (`model(x, labels=x).loss`): the whole block forward, the mean
+/// next-token cross-entropy over its `len - 1` predicted positions.
 fn loss<B: Backend>(model: &Gpt2<B>, ids: Tensor<B, 2, Int>) -> Tensor<B, 1> {
-    let [batch, len] = ids.dims();
-    let logits = model.forward(ids.clone().narrow(1, 0, len - 1));
-    let targets = ids.narrow(1, 1, len - 1).reshape([batch, len - 1, 1]);
-    log_softmax(logits, 2).gather(2, targets).neg().mean()
+    next_token_nll(model.forward(ids.clone()), ids, None).mean()
 }
 
 fn argmax_last<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2, Int> {

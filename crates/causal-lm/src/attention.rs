@@ -75,6 +75,12 @@ impl<B: Backend> Attention<B> {
         let heads = self.n_head;
         let head_dim = d / heads;
         let qkv = tap.linear(&self.c_attn, x);
+        let dropout = B::ad_enabled(&qkv.device()) && self.attn_drop.prob > 0.0;
+        if cache.is_none() && !dropout {
+            // The whole sequence at once: one fused node (split, masked softmax, merge).
+            let context = fused_ops::self_attention(qkv, heads, mask.masked.clone());
+            return tap.linear(&self.c_proj, context);
+        }
         let split = |i: usize| {
             qkv.clone()
                 .narrow(2, i * d, d)
@@ -85,7 +91,7 @@ impl<B: Backend> Attention<B> {
         if let Some(cache) = cache {
             (k, v) = cache.append(k, v);
         }
-        let context = if B::ad_enabled(&q.device()) && self.attn_drop.prob > 0.0 {
+        let context = if dropout {
             self.attend_with_dropout(q, k, v, mask)
         } else {
             let options = AttentionModuleOptions {

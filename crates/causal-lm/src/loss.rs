@@ -1,6 +1,5 @@
 //! The per-example language-modelling loss (what DP-SGD clips).
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
@@ -21,9 +20,7 @@ pub fn next_token_nll<B: Backend>(
         return Tensor::zeros([batch], &logits.device());
     }
     let n = seq - 1;
-    let logp = log_softmax(logits.narrow(1, 0, n), 2);
-    let targets = tokens.narrow(1, 1, n).reshape([batch, n, 1]);
-    let nll = logp.gather(2, targets).reshape([batch, n]).neg();
+    let nll = shifted_nll(logits, tokens);
     match attention_mask {
         None => nll.mean_dim(1).reshape([batch]),
         Some(mask) => {
@@ -33,4 +30,29 @@ pub fn next_token_nll<B: Backend>(
             ((nll * weight).sum_dim(1) / count).reshape([batch])
         }
     }
+}
+
+/// `-log p(tokens[b, t+1] | tokens[b, ..=t])` for every `t < seq - 1`: `[batch, seq - 1]`
+/// from `logits` `[batch, seq, vocab]` (`seq ≥ 2`) and `tokens` `[batch, seq]`.
+///
+/// One fused cross-entropy ([`fused_ops::token_nll`]) over all `batch·seq` positions, the last
+/// one of each row given target 0 and dropped afterwards: cheaper than copying the
+/// `[batch, seq - 1, vocab]` slice of the logits that excluding it first would take.
+pub(crate) fn shifted_nll<B: Backend>(
+    logits: Tensor<B, 3>,
+    tokens: Tensor<B, 2, Int>,
+) -> Tensor<B, 2> {
+    let [batch, seq, vocab] = logits.dims();
+    let n = seq - 1;
+    let device = tokens.device();
+    let targets = Tensor::cat(
+        vec![tokens.narrow(1, 1, n), Tensor::zeros([batch, 1], &device)],
+        1,
+    );
+    fused_ops::token_nll(
+        logits.reshape([batch * seq, vocab]),
+        targets.reshape([batch * seq]),
+    )
+    .reshape([batch, seq])
+    .narrow(1, 0, n)
 }

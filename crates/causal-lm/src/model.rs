@@ -5,7 +5,6 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
@@ -16,6 +15,7 @@ use crate::cache::{KvCache, LayerCache};
 use crate::config::Gpt2Config;
 use crate::error::CausalLmError;
 use crate::lm::LmOutput;
+use fused_ops::gelu_tanh;
 
 /// The two-layer MLP of a block: `c_proj(gelu_tanh(c_fc(x)))`.
 #[derive(Module, Debug)]
@@ -31,19 +31,6 @@ impl<B: Backend> Mlp<B> {
         let h = gelu_tanh(tap.linear(&self.c_fc, x));
         tap.linear(&self.c_proj, h)
     }
-}
-
-/// GPT-2's GELU ("gelu_new"): `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
-///
-/// Computed as `x·sigmoid(2·√(2/π)·(x + 0.044715·x³))`, the same function (`(1 + tanh z)/2 =
-/// sigmoid(2z)`), because on the CPU backends `sigmoid` is one fused element-wise op (one
-/// `exp`) with a one-node backward, while burn's `gelu_approximate` calls `powf` and `tanh`
-/// per element: those scalar calls were a quarter of a forward pass of the tiny preset.
-pub fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    const TWO_SQRT_2_OVER_PI: f64 = 2.0 * 0.797_884_560_802_865_4;
-    let cube = x.clone() * x.clone() * x.clone();
-    let inner = (x.clone() + cube * 0.044715) * TWO_SQRT_2_OVER_PI;
-    x * sigmoid(inner)
 }
 
 /// One pre-LayerNorm transformer block:

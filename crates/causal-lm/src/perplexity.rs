@@ -1,12 +1,12 @@
 //! Perplexity and per-text negative log-likelihood.
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::Serialize;
 
 use crate::error::CausalLmError;
 use crate::lm::CausalLm;
+use crate::loss::shifted_nll;
 use crate::tokenizer::{PaddingSide, Tokenizer};
 
 /// The result of [`perplexity`].
@@ -66,11 +66,8 @@ fn token_nll<B: Backend, M: CausalLm<B>>(
     ids: Tensor<B, 2, Int>,
     mask: Option<Tensor<B, 2, Int>>,
 ) -> Tensor<B, 2> {
-    let [batch, len] = ids.dims();
     let logits = model.forward_lm(ids.clone(), mask, false).logits;
-    let logp = log_softmax(logits.narrow(1, 0, len - 1), 2);
-    let targets = ids.narrow(1, 1, len - 1).reshape([batch, len - 1, 1]);
-    logp.gather(2, targets).reshape([batch, len - 1]).neg()
+    shifted_nll(logits, ids)
 }
 
 fn to_f64<B: Backend>(t: Tensor<B, 2>) -> Vec<f64> {

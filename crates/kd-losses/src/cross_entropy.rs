@@ -1,6 +1,5 @@
 //! Cross-entropy against hard labels, with a mask and label smoothing.
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
@@ -33,17 +32,20 @@ pub fn cross_entropy<B: Backend>(
         }
         None => targets,
     };
-    let logp = log_softmax(logits, 2);
-    let nll = logp
-        .clone()
-        .gather(2, targets.reshape([batch, seq, 1]))
-        .reshape([batch, seq])
-        .neg();
+    let rows = batch * seq;
+    let logits = logits.reshape([rows, vocab]);
+    let targets = targets.reshape([rows]);
+    let nll = fused_ops::token_nll(logits.clone(), targets.clone());
     let values = if label_smoothing > 0.0 {
-        let uniform = logp.sum_dim(2).reshape([batch, seq]).neg() / vocab as f64;
-        nll * (1.0 - label_smoothing) + uniform * label_smoothing
+        // mean_v(−log p[v]) = lse − mean_v(logit v), and lse = nll + logit[target].
+        let picked = logits
+            .clone()
+            .gather(1, targets.reshape([rows, 1]))
+            .reshape([rows]);
+        let uniform = nll.clone() + picked - logits.mean_dim(1).reshape([rows]);
+        (nll * (1.0 - label_smoothing) + uniform * label_smoothing).reshape([batch, seq])
     } else {
-        nll
+        nll.reshape([batch, seq])
     };
     Ok(TokenLoss::new(values, mask))
 }

@@ -68,6 +68,17 @@ pub fn divergence<B: Backend>(
         &student_logits.dims(),
         &teacher_logits.dims(),
     )?;
+    if kind == Divergence::ForwardKl {
+        // One fused pass per row (and one backward), no [batch, seq, vocab] intermediate.
+        let [batch, seq, vocab] = student_logits.dims();
+        let values = fused_ops::forward_kl(
+            student_logits.reshape([batch * seq, vocab]),
+            teacher_logits.detach().reshape([batch * seq, vocab]),
+            temperature as f32,
+        )
+        .reshape([batch, seq]);
+        return Ok(TokenLoss::new(values * (temperature * temperature), mask));
+    }
     let ls = log_softmax(student_logits / temperature, 2);
     let lt = log_softmax(teacher_logits.detach() / temperature, 2);
     let values = match kind {

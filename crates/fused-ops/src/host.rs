@@ -1,0 +1,115 @@
+//! Runtime dispatch on the concrete backend behind a generic `B`, and host access to burn-flex
+//! tensors.
+//!
+//! burn's operations are generic over `B: Backend` and there is no specialisation in stable
+//! Rust, so the fused operations ask at run time, by `TypeId`, whether a primitive is a
+//! [`FlexTensor`] of `f32` (then the multi-threaded SIMD kernels of [`crate::cpu`] run on its
+//! storage, without a copy) and fall back to the backend's own operations otherwise.
+
+use std::any::{Any, TypeId};
+
+use burn::backend::flex::FlexTensor;
+use burn::tensor::{DType, Shape, TensorData};
+
+/// `value` as a `T` when its type is `T`, otherwise `value` back.
+pub(crate) fn cast<A: 'static, T: 'static>(value: A) -> Result<T, A> {
+    if TypeId::of::<A>() != TypeId::of::<T>() {
+        return Err(value);
+    }
+    let boxed: Box<dyn Any> = Box::new(value);
+    match boxed.downcast::<T>() {
+        Ok(t) => Ok(*t),
+        Err(_) => unreachable!("the type ids are equal"),
+    }
+}
+
+/// `value` as a `&T` when its type is `T`.
+pub(crate) fn cast_ref<A: 'static, T: 'static>(value: &A) -> Option<&T> {
+    (value as &dyn Any).downcast_ref::<T>()
+}
+
+/// A contiguous `f32` burn-flex tensor, borrowed as a slice.
+pub(crate) struct HostF32 {
+    tensor: FlexTensor,
+}
+
+impl HostF32 {
+    /// The tensor behind primitive `p` when it is an `f32` [`FlexTensor`] (made contiguous).
+    pub(crate) fn of<P: 'static>(p: &P) -> Option<Self> {
+        let t = cast_ref::<P, FlexTensor>(p)?;
+        if t.dtype() != DType::F32 {
+            return None;
+        }
+        let tensor = if t.layout().contiguous_offsets().is_some() {
+            t.clone()
+        } else {
+            t.to_contiguous()
+        };
+        Some(Self { tensor })
+    }
+
+    /// The elements in row-major order.
+    pub(crate) fn values(&self) -> &[f32] {
+        let (start, end) = self
+            .tensor
+            .layout()
+            .contiguous_offsets()
+            .expect("made contiguous in HostF32::of");
+        &self.tensor.storage::<f32>()[start..end]
+    }
+
+    /// The tensor's shape.
+    pub(crate) fn shape(&self) -> Vec<usize> {
+        self.tensor.layout().shape().to_vec()
+    }
+}
+
+/// Integer indices behind primitive `p` when it is an `i32` or `i64` [`FlexTensor`].
+pub(crate) fn host_indices<P: 'static>(p: &P) -> Option<Vec<i64>> {
+    let t = cast_ref::<P, FlexTensor>(p)?;
+    let t = if t.layout().contiguous_offsets().is_some() {
+        t.clone()
+    } else {
+        t.to_contiguous()
+    };
+    let (start, end) = t.layout().contiguous_offsets()?;
+    match t.dtype() {
+        DType::I64 => Some(t.storage::<i64>()[start..end].to_vec()),
+        DType::I32 => Some(
+            t.storage::<i32>()[start..end]
+                .iter()
+                .map(|&v| v as i64)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// Boolean mask behind primitive `p` when it is a byte-stored [`FlexTensor`]: `true` = set.
+pub(crate) fn host_mask<P: 'static>(p: &P) -> Option<Vec<bool>> {
+    let t = cast_ref::<P, FlexTensor>(p)?;
+    if !matches!(t.dtype(), DType::Bool(_)) {
+        return None;
+    }
+    let t = if t.layout().contiguous_offsets().is_some() {
+        t.clone()
+    } else {
+        t.to_contiguous()
+    };
+    let (start, end) = t.layout().contiguous_offsets()?;
+    Some(
+        t.storage::<u8>()[start..end]
+            .iter()
+            .map(|&b| b != 0)
+            .collect(),
+    )
+}
+
+/// A new `f32` primitive of type `P` (which must be [`FlexTensor`]) holding `values`.
+pub(crate) fn flex_f32<P: 'static>(values: Vec<f32>, shape: &[usize]) -> P {
+    let tensor = FlexTensor::from_data(TensorData::new(values, Shape::from(shape.to_vec())));
+    match cast::<FlexTensor, P>(tensor) {
+        Ok(p) => p,
+        Err(_) => unreachable!("only called after HostF32::of succeeded for P"),
+    }
+}
