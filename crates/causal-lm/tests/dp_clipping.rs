@@ -171,6 +171,25 @@ fn fast_equals_generic_on_padded_gpt2_batches() {
     compare::<F32>(true, Clipping::Flat, 1e-5);
 }
 
+/// The single-precision comparisons on the GPU (builds with the `cuda` feature; `-- cuda::`
+/// selects them).
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::*;
+
+    type G = Autodiff<burn::backend::Cuda>;
+
+    #[test]
+    fn fast_equals_generic_on_gpt2() {
+        compare::<G>(false, Clipping::Flat, 1e-5);
+    }
+
+    #[test]
+    fn fast_equals_generic_on_padded_gpt2_batches() {
+        compare::<G>(true, Clipping::Flat, 1e-5);
+    }
+}
+
 #[test]
 fn fast_equals_generic_per_parameter_on_gpt2() {
     compare::<F64>(true, Clipping::PerParameter, 1e-10);

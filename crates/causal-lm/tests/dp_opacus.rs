@@ -157,3 +157,15 @@ fn clipped_sum_matches_opacus_in_double_precision() {
 fn clipped_sum_matches_opacus_in_single_precision() {
     check::<Autodiff<Flex>>(1e-4);
 }
+
+/// The single-precision comparison on the GPU (builds with the `cuda` feature; `-- cuda::`
+/// selects it).
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::*;
+
+    #[test]
+    fn clipped_sum_matches_opacus_in_single_precision() {
+        check::<Autodiff<burn::backend::Cuda>>(1e-4);
+    }
+}

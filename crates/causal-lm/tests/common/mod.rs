@@ -1,10 +1,13 @@
-//! Shared test helpers: every backend-generic test runs on each CPU backend.
+//! Shared test helpers: every backend-generic test runs on each CPU backend (and on CUDA with
+//! the `cuda` feature).
 #![allow(dead_code)]
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-/// Instantiates generic test functions `fn name<B: Backend>()` once per CPU backend.
+/// Instantiates generic test functions `fn name<B: Backend>()` once per CPU backend, and once
+/// on the GPU (module `cuda`, burn-cuda) in builds with the `cuda` feature: `cargo test -p
+/// causal-lm --features cuda --release -- cuda::` runs only those.
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
@@ -13,6 +16,10 @@ macro_rules! backend_tests {
         }
         mod flex {
             $(#[test] fn $name() { super::$name::<burn::backend::Flex>(); })*
+        }
+        #[cfg(feature = "cuda")]
+        mod cuda {
+            $(#[test] fn $name() { super::$name::<burn::backend::Cuda>(); })*
         }
     };
 }
