@@ -19,7 +19,7 @@ use crate::dispatch::autodiff_dispatch;
 use crate::host::{HostF32, flex_f32};
 
 /// `2·√(2/π)`.
-const K: f32 = 1.595_769_1;
+const K: f32 = 1.595_769;
 /// The cubic coefficient.
 const C: f32 = 0.044_715;
 
