@@ -28,6 +28,16 @@ pub(crate) fn cast_ref<A: 'static, T: 'static>(value: &A) -> Option<&T> {
     (value as &dyn Any).downcast_ref::<T>()
 }
 
+/// `t` itself (a cheap clone of its storage handle) when it is contiguous, else a contiguous
+/// copy.
+fn contiguous(t: &FlexTensor) -> FlexTensor {
+    if t.layout().contiguous_offsets().is_some() {
+        t.clone()
+    } else {
+        t.to_contiguous()
+    }
+}
+
 /// A contiguous `f32` burn-flex tensor, borrowed as a slice.
 pub(crate) struct HostF32 {
     tensor: FlexTensor,
@@ -40,12 +50,9 @@ impl HostF32 {
         if t.dtype() != DType::F32 {
             return None;
         }
-        let tensor = if t.layout().contiguous_offsets().is_some() {
-            t.clone()
-        } else {
-            t.to_contiguous()
-        };
-        Some(Self { tensor })
+        Some(Self {
+            tensor: contiguous(t),
+        })
     }
 
     /// The elements in row-major order.
@@ -67,11 +74,7 @@ impl HostF32 {
 /// Integer indices behind primitive `p` when it is an `i32` or `i64` [`FlexTensor`].
 pub(crate) fn host_indices<P: 'static>(p: &P) -> Option<Vec<i64>> {
     let t = cast_ref::<P, FlexTensor>(p)?;
-    let t = if t.layout().contiguous_offsets().is_some() {
-        t.clone()
-    } else {
-        t.to_contiguous()
-    };
+    let t = contiguous(t);
     let (start, end) = t.layout().contiguous_offsets()?;
     match t.dtype() {
         DType::I64 => Some(t.storage::<i64>()[start..end].to_vec()),
@@ -91,11 +94,7 @@ pub(crate) fn host_mask<P: 'static>(p: &P) -> Option<Vec<bool>> {
     if !matches!(t.dtype(), DType::Bool(_)) {
         return None;
     }
-    let t = if t.layout().contiguous_offsets().is_some() {
-        t.clone()
-    } else {
-        t.to_contiguous()
-    };
+    let t = contiguous(t);
     let (start, end) = t.layout().contiguous_offsets()?;
     Some(
         t.storage::<u8>()[start..end]
