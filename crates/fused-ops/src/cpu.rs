@@ -76,20 +76,21 @@ pub(crate) fn row_max(row: &[f32]) -> f32 {
     m
 }
 
-/// `Σ exp(row[i] − shift)`, accumulated in [`LANES`] partial sums.
+/// `Σ exp(row[i]·scale − shift)`, accumulated in [`LANES`] partial sums (a constant `scale` of
+/// 1 folds away when inlined).
 #[inline(always)]
-pub(crate) fn exp_sum(row: &[f32], shift: f32) -> f32 {
+pub(crate) fn exp_sum(row: &[f32], scale: f32, shift: f32) -> f32 {
     let mut acc = [0.0f32; LANES];
     let chunks = row.chunks_exact(LANES);
     let tail = chunks.remainder();
     for c in chunks {
         for i in 0..LANES {
-            acc[i] += exp(c[i] - shift);
+            acc[i] += exp(c[i] * scale - shift);
         }
     }
     let mut s: f32 = acc.iter().sum();
     for &v in tail {
-        s += exp(v - shift);
+        s += exp(v * scale - shift);
     }
     s
 }
@@ -234,7 +235,7 @@ mod tests {
         let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
         assert_eq!(row_max(&row), m);
         let s: f64 = row.iter().map(|&v| ((v - m) as f64).exp()).sum();
-        assert!(((exp_sum(&row, m) as f64 - s) / s).abs() < 1e-6);
+        assert!(((exp_sum(&row, 1.0, m) as f64 - s) / s).abs() < 1e-6);
         let d: f64 = row.iter().map(|&v| (v as f64) * (v as f64)).sum();
         assert!(((dot(&row, &row) as f64 - d) / d).abs() < 1e-6);
         assert_eq!(row_max(&[]), f32::NEG_INFINITY);

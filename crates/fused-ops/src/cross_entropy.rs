@@ -86,7 +86,7 @@ impl RowKernel for ForwardRows<'_> {
     fn row(&self, r: usize, out: &mut [f32]) {
         let row = &self.logits[r * self.vocab..(r + 1) * self.vocab];
         let m = row_max(row);
-        let lse = m + exp_sum(row, m).ln();
+        let lse = m + exp_sum(row, 1.0, m).ln();
         out[0] = lse - row[target_index(self.targets[r], self.vocab)];
         out[1] = lse;
     }

@@ -15,7 +15,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Tensor, TensorPrimitive};
 
-use crate::cpu::{LANES, RowKernel, exp, par_rows, row_max};
+use crate::cpu::{LANES, RowKernel, exp, exp_sum, par_rows, row_max};
 use crate::dispatch::autodiff_dispatch;
 use crate::host::{HostF32, flex_f32};
 
@@ -94,19 +94,7 @@ fn kl_autodiff<B: Backend>(
 #[inline(always)]
 fn scaled_lse(row: &[f32], inv_tau: f32) -> f32 {
     let m = row_max(row) * inv_tau;
-    let mut acc = [0.0f32; LANES];
-    let chunks = row.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for i in 0..LANES {
-            acc[i] += exp(c[i] * inv_tau - m);
-        }
-    }
-    let mut sum: f32 = acc.iter().sum();
-    for &v in tail {
-        sum += exp(v * inv_tau - m);
-    }
-    m + sum.ln()
+    m + exp_sum(row, inv_tau, m).ln()
 }
 
 /// Row `r` of the forward: `[kl, lse_s, lse_t]`.
