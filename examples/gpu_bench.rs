@@ -48,7 +48,7 @@ const BLOCK: usize = 128;
 
 /// GPT-2 training steps, non-private and DP-SGD, on the CUDA backend.
 #[derive(Debug, Parser)]
-#[command(about)]
+#[command(name = "gpu_bench")]
 struct Args {
     /// Batch sizes (sequences of 128 tokens each), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "8,32")]
@@ -279,9 +279,17 @@ fn main() {
             }
         }
     }
-    let backend = std::panic::catch_unwind(|| B::name(&device)).map_err(panic_message);
+    // no GPU or no driver: one clear error (the driver's message), not one per variant
+    let backend = distil_dp::backend::check_device(distil_dp::backend::BackendKind::Cuda)
+        .map_err(|e| e.to_string())
+        .and_then(|()| std::panic::catch_unwind(|| B::name(&device)).map_err(panic_message));
     let mut rows = Vec::new();
-    for &size in &args.batch {
+    let sizes = if backend.is_ok() {
+        &args.batch[..]
+    } else {
+        &[]
+    };
+    for &size in sizes {
         let mut nonprivate_ms = None;
         for &(name, path) in &variants {
             eprintln!("gpt2 batch {size} {name} ...");

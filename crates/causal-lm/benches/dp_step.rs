@@ -28,6 +28,11 @@ use dp_optim::{
     ClippingPath, DpRng, EngineConfig, ExampleLoss, LayerTap, PrivacyEngine, privatize,
 };
 
+// the command line's bench filter, shared by the workspace's benches
+#[path = "../../../benches/support/filter.rs"]
+mod filter;
+use filter::{bench_filter, selected};
+
 type B = Autodiff<Flex>;
 const BLOCK: usize = 128;
 
@@ -171,10 +176,6 @@ fn cases() -> Vec<(&'static str, Gpt2Config, usize, Vec<Variant>)> {
     ]
 }
 
-fn selected(filter: &Option<String>, id: &str) -> bool {
-    filter.as_ref().is_none_or(|f| id.contains(f.as_str()))
-}
-
 /// A field of `/proc/self/status` in MiB (`VmRSS`, `VmHWM`).
 fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -239,13 +240,17 @@ fn memory(filter: &Option<String>) {
     let _ = std::fs::write(&out, serde_json::to_string_pretty(&rows).unwrap());
 }
 
-fn timings(c: &mut Criterion) {
+fn timings(c: &mut Criterion, filter: &Option<String>) {
     let mut group = c.benchmark_group("dp_step");
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(20));
     for (name, config, size, variants) in cases() {
         for variant in variants {
+            // building gpt2 and calibrating σ takes seconds: only for the benches that run
+            if !selected(filter, &format!("dp_step/{name}/{}", variant.name())) {
+                continue;
+            }
             let mut s = setup(&config, size, path(variant));
             let mut model = Some(s.model.clone());
             group.throughput(Throughput::Elements(size as u64));
@@ -265,9 +270,9 @@ fn main() {
         measure_one(&id);
         return;
     }
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let filter = bench_filter();
     memory(&filter);
     let mut c = Criterion::default().configure_from_args();
-    timings(&mut c);
+    timings(&mut c, &filter);
     c.final_summary();
 }

@@ -2,6 +2,8 @@
 
 use burn::tensor::backend::Backend;
 
+use crate::error::DistilDpError;
+
 /// The backends this build can run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackendKind {
@@ -62,6 +64,60 @@ pub trait BackendTask {
     fn run<B: Backend>(self, device: B::Device) -> Self::Output;
 }
 
+/// Checks that backend `kind` can compute on its default device, before any work starts: a
+/// CPU backend always can; on `cuda`, a one-element tensor is computed and read back, so a
+/// machine without a GPU or without the CUDA driver library gets
+/// [`DistilDpError::DeviceUnavailable`] (with the driver's own message) instead of a panic in
+/// the middle of a run.
+pub fn check_device(kind: BackendKind) -> Result<(), DistilDpError> {
+    match kind {
+        BackendKind::Flex | BackendKind::Ndarray => Ok(()),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => first_panic(|| {
+            let device = Default::default();
+            burn::tensor::Tensor::<burn::backend::Cuda, 1>::ones([1], &device)
+                .into_data()
+                .to_vec::<f32>()
+                .map(|v| v.len())
+        })
+        .and_then(|read| match read {
+            Ok(1) => Ok(()),
+            other => Err(format!("reading back a one-element tensor gave {other:?}")),
+        })
+        .map_err(|reason| DistilDpError::DeviceUnavailable {
+            backend: kind.name(),
+            reason,
+        }),
+    }
+}
+
+/// Runs `f`; when it panics, or a thread it waits on panics first (burn's GPU backends compute
+/// on a server thread, and the caller only sees a closed channel), returns the first panic's
+/// message. The process's panic hook is replaced while `f` runs (nothing is printed) and
+/// restored afterwards.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn first_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    use std::sync::{Arc, Mutex};
+    let first: Arc<Mutex<Option<String>>> = Arc::default();
+    let seen = Arc::clone(&first);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = if let Some(s) = info.payload().downcast_ref::<&str>() {
+            (*s).to_string()
+        } else if let Some(s) = info.payload().downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "a panic without a message".to_string()
+        };
+        let mut slot = seen.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(message);
+    }));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    let message = first.lock().unwrap_or_else(|e| e.into_inner()).take();
+    outcome.map_err(|_| message.unwrap_or_else(|| "a panic without a message".into()))
+}
+
 /// Runs `task` on the backend `kind` names, with its default device.
 pub fn dispatch<T: BackendTask>(kind: BackendKind, task: T) -> T::Output {
     match kind {
@@ -94,4 +150,35 @@ pub fn inner_device<B: burn::tensor::backend::AutodiffBackend>(
     burn::tensor::Tensor::<B, 1>::zeros([1], device)
         .inner()
         .device()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_backends_are_always_usable() {
+        assert!(check_device(BackendKind::Flex).is_ok());
+        assert!(check_device(BackendKind::Ndarray).is_ok());
+    }
+
+    #[test]
+    fn first_panic_reports_the_first_message_even_from_another_thread() {
+        assert_eq!(first_panic(|| 7), Ok(7));
+        assert_eq!(
+            first_panic(|| -> u8 { panic!("no driver") }),
+            Err("no driver".to_string())
+        );
+        // as with a GPU server thread: it panics, the caller then fails on the closed channel
+        let outcome = first_panic(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<u8>();
+            let worker = std::thread::spawn(move || {
+                let _tx = tx;
+                panic!("libcuda.so not found");
+            });
+            let _ = worker.join();
+            rx.recv().unwrap()
+        });
+        assert_eq!(outcome, Err("libcuda.so not found".to_string()));
+    }
 }

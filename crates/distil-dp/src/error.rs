@@ -93,6 +93,14 @@ pub enum DistilDpError {
     /// A data-parallel worker thread failed outside a collective call.
     #[error("data-parallel worker: {0}")]
     Worker(String),
+    /// The chosen backend cannot run here (no GPU, no driver); checked before any work.
+    #[error("backend `{backend}` is not usable on this machine: {reason}")]
+    DeviceUnavailable {
+        /// The backend's command-line name.
+        backend: &'static str,
+        /// What failed when a one-element tensor was computed on it.
+        reason: String,
+    },
 }
 
 /// What [`DistilDpError::ReleaseMismatch`] reports.

@@ -8,7 +8,7 @@ use causal_lm::checkpoint::{self, CheckpointFormat};
 use causal_lm::{CausalLmError, Tokenizer, perplexity};
 use serde::Serialize;
 
-use crate::backend::{BackendKind, BackendTask, dispatch};
+use crate::backend::{BackendKind, BackendTask, check_device, dispatch};
 use crate::data::read_texts;
 use crate::error::DistilDpError;
 
@@ -145,6 +145,7 @@ pub fn evaluate(args: &EvalArgs) -> Result<EvalReport, DistilDpError> {
     let format = checkpoint::format(&args.model)?;
     let tokenizer = Tokenizer::from_file(tokenizer_path(&args.model, args.tokenizer.as_deref())?)?;
     let texts = read_texts(&args.data)?;
+    check_device(args.backend)?;
     dispatch(
         args.backend,
         EvalTask {

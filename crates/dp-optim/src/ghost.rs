@@ -37,7 +37,7 @@ use burn::tensor::{Bool, Int, Tensor};
 
 use crate::clip::{ClippedSum, Clipping, check_norm, clip_factors};
 use crate::error::DpOptimError;
-use crate::tap::{LayerTap, matmul_transposed};
+use crate::tap::{LayerTap, flat_linear, matmul_transposed};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
 
@@ -127,7 +127,7 @@ impl<B: AutodiffBackend> GhostTape<B> {
 
 impl<B: AutodiffBackend> LayerTap<B> for GhostTape<B> {
     fn linear<const D: usize>(&mut self, layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
-        let y = layer.forward(x.clone());
+        let y = flat_linear(layer, x.clone());
         let [d_in, d_out] = layer.weight.dims();
         let (leaf, shaped) = probe::<B, D>(y.dims(), &y.device());
         let x3 = x.inner().reshape(layer_dims(&leaf, d_in));

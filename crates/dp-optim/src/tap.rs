@@ -63,10 +63,29 @@ pub(crate) fn matmul_transposed<B: Backend, const D: usize>(
         .reshape(out)
 }
 
+/// `layer.forward(x)` with `x`'s leading axes flattened into one: the same values, but burn
+/// 0.21's backward of a Linear on a `[batch, seq, d_in]` input forms the weight gradient as
+/// `batch` separate `[d_in, d_out]` products and then sums them (a transposed copy of `x`
+/// and `batch` times the gradient's memory); on `[batch·seq, d_in]` it is one product.
+pub(crate) fn flat_linear<B: Backend, const D: usize>(
+    layer: &Linear<B>,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    if D <= 2 {
+        return layer.forward(x);
+    }
+    let dims = x.dims();
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let y = layer.forward(x.reshape([rows, dims[D - 1]]));
+    let mut out = dims;
+    out[D - 1] = y.dims()[1];
+    y.reshape(out)
+}
+
 impl<B: Backend> LayerTap<B> for NoTap {
     #[inline]
     fn linear<const D: usize>(&mut self, layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
-        layer.forward(x)
+        flat_linear(layer, x)
     }
 
     #[inline]

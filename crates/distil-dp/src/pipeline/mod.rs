@@ -23,7 +23,7 @@ use dp_accounting::PrivacyLedger;
 use dp_optim::DpRng;
 use synth_gen::ControlCodeFormat;
 
-use crate::backend::{BackendKind, BackendTask, dispatch};
+use crate::backend::{BackendKind, BackendTask, check_device, dispatch};
 use crate::blocks::TokenBlocks;
 use crate::config::{ModelConfig, PipelineConfig, StudentConfig};
 use crate::distill::distill;
@@ -135,6 +135,7 @@ pub fn run_with(
         p.validate()?;
     }
     let kind = BackendKind::parse(&config.backend).expect("validated");
+    check_device(kind)?;
     dispatch(
         kind,
         Task {
@@ -174,6 +175,7 @@ pub fn teacher_worker(
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let kind = BackendKind::parse(&config.backend).expect("validated");
+    check_device(kind)?;
     dispatch(
         kind,
         Task {

@@ -6,7 +6,7 @@ use burn::tensor::backend::Backend;
 use synth_gen::{MergeReport, Shard, SynthesisReport};
 
 use super::{Ctx, Stage};
-use crate::backend::{BackendKind, BackendTask, dispatch};
+use crate::backend::{BackendKind, BackendTask, check_device, dispatch};
 use crate::config::PipelineConfig;
 use crate::error::DistilDpError;
 use crate::generation::{generate_shard as sample_shard, merge_corpus, total_samples};
@@ -27,6 +27,7 @@ pub fn generate_shard(
 ) -> Result<SynthesisReport, DistilDpError> {
     config.validate()?;
     let kind = BackendKind::parse(&config.backend).expect("validated");
+    check_device(kind)?;
     dispatch(
         kind,
         ShardTask {
