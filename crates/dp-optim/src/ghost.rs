@@ -37,7 +37,7 @@ use burn::tensor::{Bool, Int, Tensor};
 
 use crate::clip::{ClippedSum, Clipping, check_norm, clip_factors};
 use crate::error::DpOptimError;
-use crate::tap::{LayerTap, flat_linear, matmul_transposed};
+use crate::tap::{LayerTap, flat_linear, fused_layer_norm, matmul_transposed};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
 
@@ -186,7 +186,7 @@ impl<B: AutodiffBackend> LayerTap<B> for GhostTape<B> {
         epsilon: f64,
         x: Tensor<B, D>,
     ) -> Tensor<B, D> {
-        let y = layer.forward(x.clone());
+        let y = fused_layer_norm(layer, epsilon, x.clone());
         let (leaf, shaped) = probe::<B, D>(y.dims(), &y.device());
         let x3 = x.inner().reshape(leaf.dims());
         let centred = x3.clone() - x3.mean_dim(2);

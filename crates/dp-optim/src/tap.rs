@@ -47,6 +47,22 @@ pub trait LayerTap<B: Backend> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoTap;
 
+/// `layer.forward(x)` as one fused node ([`fused_ops::layer_norm`]): the same values, one
+/// multi-threaded pass each way on burn-flex where burn composes nine operations forward.
+/// `epsilon` must be the layer's own (burn keeps it private; the model's config holds it).
+pub(crate) fn fused_layer_norm<B: Backend, const D: usize>(
+    layer: &LayerNorm<B>,
+    epsilon: f64,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    fused_ops::layer_norm(
+        x,
+        layer.gamma.val(),
+        layer.beta.as_ref().map(|b| b.val()),
+        epsilon,
+    )
+}
+
 /// `x·Wᵀ` for `x` of any rank ≥ 2 and `W`: `[d_out, d_in]`.
 pub(crate) fn matmul_transposed<B: Backend, const D: usize>(
     x: Tensor<B, D>,
@@ -106,9 +122,9 @@ impl<B: Backend> LayerTap<B> for NoTap {
     fn layer_norm<const D: usize>(
         &mut self,
         layer: &LayerNorm<B>,
-        _epsilon: f64,
+        epsilon: f64,
         x: Tensor<B, D>,
     ) -> Tensor<B, D> {
-        layer.forward(x)
+        fused_layer_norm(layer, epsilon, x)
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! * [`token_nll`]: `−log softmax(logits)[target]` per row (the language-modelling loss);
 //! * [`gelu_tanh`]: GPT-2's tanh-approximated GELU;
+//! * [`layer_norm`]: LayerNorm over the last axis (input, gains and biases in one node);
 //! * [`forward_kl`]: `KL(softmax(teacher/τ) ‖ softmax(student/τ))` per row (distillation);
 //! * [`self_attention`]: multi-head (causal or masked) self-attention from a fused QKV
 //!   projection.
@@ -52,8 +53,10 @@ mod dispatch;
 mod divergence;
 mod gelu;
 mod host;
+mod layer_norm;
 
 pub use attention::self_attention;
 pub use cross_entropy::token_nll;
 pub use divergence::forward_kl;
 pub use gelu::gelu_tanh;
+pub use layer_norm::layer_norm;

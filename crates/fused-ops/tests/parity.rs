@@ -339,3 +339,190 @@ fn forward_kl_matches_the_log_softmax_formula_on_every_backend() {
         kl_case::<Autodiff<NdArray>>(rows, vocab, scale, tau);
     }
 }
+
+/// Exact (f64) LayerNorm of `x` `[rows, width]` and its gradients for an upstream gradient
+/// `dy`: `(y, dx, dgamma, dbeta)`.
+#[allow(clippy::type_complexity)]
+fn exact_layer_norm(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    dy: &[f32],
+    width: usize,
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (mut y, mut dx) = (Vec::new(), Vec::new());
+    let (mut dgamma, mut dbeta) = (vec![0.0; width], vec![0.0; width]);
+    for (row, d) in x.chunks(width).zip(dy.chunks(width)) {
+        let n = width as f64;
+        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        let rstd = 1.0 / (var + eps).sqrt();
+        let xhat: Vec<f64> = row.iter().map(|&v| (v as f64 - mean) * rstd).collect();
+        let ghat: Vec<f64> = d
+            .iter()
+            .zip(gamma)
+            .map(|(&d, &g)| d as f64 * g as f64)
+            .collect();
+        let mean_g = ghat.iter().sum::<f64>() / n;
+        let mean_gx = ghat.iter().zip(&xhat).map(|(a, b)| a * b).sum::<f64>() / n;
+        for i in 0..width {
+            y.push(xhat[i] * gamma[i] as f64 + beta[i] as f64);
+            dx.push(rstd * (ghat[i] - mean_g - xhat[i] * mean_gx));
+            dgamma[i] += d[i] as f64 * xhat[i];
+            dbeta[i] += d[i] as f64;
+        }
+    }
+    (y, dx, dgamma, dbeta)
+}
+
+/// Largest error of `got` against `exact`, relative to `exact`'s largest magnitude.
+fn scaled_error(got: &[f32], exact: &[f64]) -> f64 {
+    assert_eq!(got.len(), exact.len());
+    let scale = exact.iter().fold(1e-30f64, |m, v| m.max(v.abs()));
+    got.iter()
+        .zip(exact)
+        .map(|(&g, e)| (g as f64 - e).abs())
+        .fold(0.0, f64::max)
+        / scale
+}
+
+/// Fused LayerNorm and burn's `LayerNorm` module against the exact (f64) values and
+/// gradients of the input, the gains and the biases (weighted so that every element's
+/// gradient differs), with and without biases, gains and biases away from 1 and 0 so that
+/// their gradients matter. The fused form must be within `1e-5` of the exact values (relative
+/// to each quantity's scale) and never much worse than burn's own, which rounds in f32 too.
+fn layer_norm_case<B: AutodiffBackend>(rows: usize, width: usize, scale: f32, bias: bool) {
+    use burn::module::Param;
+    use burn::nn::LayerNormConfig;
+    let device = Default::default();
+    let eps = 1e-5;
+    let (x, _) = logits_and_targets(rows, width, scale, 21);
+    // Rows offset from zero so that the mean matters.
+    let x: Vec<f32> = x.iter().map(|v| v + 3.0 * scale).collect();
+    let (g, _) = logits_and_targets(1, width, 1.0, 22);
+    let g: Vec<f32> = g.iter().map(|v| v + 1.0).collect();
+    let (b, _) = logits_and_targets(1, width, 1.0, 23);
+    let (w, _) = logits_and_targets(rows, width, 1.0, 24);
+    let run = |fused: bool| {
+        let mut ln = LayerNormConfig::new(width)
+            .with_epsilon(eps)
+            .with_bias(bias)
+            .init::<B>(&device);
+        ln.gamma = Param::from_tensor(Tensor::from_data(
+            TensorData::new(g.clone(), [width]),
+            &device,
+        ));
+        if bias {
+            ln.beta = Some(Param::from_tensor(Tensor::from_data(
+                TensorData::new(b.clone(), [width]),
+                &device,
+            )));
+        }
+        let input =
+            Tensor::<B, 3>::from_data(TensorData::new(x.clone(), [1, rows, width]), &device)
+                .require_grad();
+        let weights =
+            Tensor::<B, 3>::from_data(TensorData::new(w.clone(), [1, rows, width]), &device);
+        let y = if fused {
+            fused_ops::layer_norm(
+                input.clone(),
+                ln.gamma.val(),
+                ln.beta.as_ref().map(|b| b.val()),
+                eps,
+            )
+        } else {
+            ln.forward(input.clone())
+        };
+        let grads = (y.clone() * weights).sum().backward();
+        let dgamma = values(ln.gamma.val().grad(&grads).unwrap());
+        let dbeta = ln
+            .beta
+            .as_ref()
+            .map(|b| values(b.val().grad(&grads).unwrap()));
+        [
+            values(y),
+            values(input.grad(&grads).unwrap()),
+            dgamma,
+            dbeta.unwrap_or_default(),
+        ]
+    };
+    let zeros = vec![0.0f32; width];
+    let (ey, edx, edg, edb) =
+        exact_layer_norm(&x, &g, if bias { &b } else { &zeros }, &w, width, eps);
+    let fused = run(true);
+    let burn = run(false);
+    assert_eq!(fused[3].is_empty(), !bias);
+    let exact = [ey, edx, edg, if bias { edb } else { Vec::new() }];
+    for (i, what) in ["y", "d x", "d gamma", "d beta"].into_iter().enumerate() {
+        if exact[i].is_empty() {
+            continue;
+        }
+        let (fe, be) = (
+            scaled_error(&fused[i], &exact[i]),
+            scaled_error(&burn[i], &exact[i]),
+        );
+        assert!(
+            fe <= 1e-5 && fe <= be.max(1e-6) * 4.0,
+            "{what} ({rows}x{width}, scale {scale}): fused error {fe:e}, burn's {be:e}"
+        );
+    }
+}
+
+#[test]
+fn layer_norm_matches_burns_layer_norm_on_every_backend() {
+    for (rows, width, scale, bias) in [
+        (1, 1, 1.0, true),
+        (3, 7, 1.0, false),
+        (200, 128, 5.0, true),
+        (1000, 48, 0.01, true),
+    ] {
+        layer_norm_case::<Autodiff<Flex>>(rows, width, scale, bias);
+        layer_norm_case::<Autodiff<NdArray>>(rows, width, scale, bias);
+    }
+}
+
+#[test]
+fn layer_norm_without_autodiff_is_burns_layer_norm() {
+    fn case<B: Backend>() {
+        use burn::nn::LayerNormConfig;
+        let device = Default::default();
+        let ln = LayerNormConfig::new(96).init::<B>(&device);
+        let x = Tensor::<B, 3>::random([4, 50, 96], Distribution::Normal(2.0, 3.0), &device);
+        let fused = values(fused_ops::layer_norm(
+            x.clone(),
+            ln.gamma.val(),
+            ln.beta.as_ref().map(|b| b.val()),
+            1e-5,
+        ));
+        let burn = values(ln.forward(x.clone()));
+        // Both round in f32; against the exact (f64) values the fused form is no worse.
+        let exact: Vec<f32> = values(x)
+            .chunks(96)
+            .flat_map(|row| {
+                let n = row.len() as f64;
+                let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n;
+                let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+                let rstd = 1.0 / (var + 1e-5).sqrt();
+                row.iter()
+                    .map(move |&v| ((v as f64 - mean) * rstd) as f32)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let worst = |got: &[f32]| {
+            got.iter()
+                .zip(&exact)
+                .map(|(g, e)| (g - e).abs())
+                .fold(0.0f32, f32::max)
+        };
+        assert!(
+            worst(&fused) <= worst(&burn).max(2e-6) * 1.5,
+            "fused error {} against burn's {}",
+            worst(&fused),
+            worst(&burn)
+        );
+        assert_close("plain layer_norm", &fused, &burn, 5e-5);
+    }
+    case::<Flex>();
+    case::<NdArray>();
+}
