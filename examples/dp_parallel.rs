@@ -25,6 +25,11 @@ use distil_dp::blocks::TokenBlocks;
 use dp_optim::parallel::{BurnCollective, Collective, DataParallelTrainer, TcpCollective};
 use dp_optim::{DpRng, DpTrainer, EngineConfig, LrSchedule, OptimizerConfig, TrainerConfig};
 
+/// mimalloc keeps freed pages for reuse: glibc's malloc hands each training step's large
+/// buffers back to the kernel and faults them in again (`docs/benchmarks.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type B = Autodiff<Flex>;
 const BLOCK: usize = 48;
 const RECORDS: usize = 1200;

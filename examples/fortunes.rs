@@ -21,6 +21,11 @@ use distil_dp::progress::{OutputMode, Reporter};
 use distil_dp::records::{LabelColumns, RecordFormat, read_records};
 use distil_dp::run_dir::RunDir;
 
+/// mimalloc keeps freed pages for reuse: glibc's malloc hands each training step's large
+/// buffers back to the kernel and faults them in again (`docs/benchmarks.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DEFAULT_DIR: &str = "/usr/share/games/fortunes";
 
 fn main() -> ExitCode {

@@ -43,6 +43,11 @@ use dp_optim::{
 };
 use serde_json::{Value, json};
 
+/// mimalloc keeps freed pages for reuse: glibc's malloc hands each training step's large
+/// buffers back to the kernel and faults them in again (`docs/benchmarks.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type B = Autodiff<Cuda>;
 const BLOCK: usize = 128;
 

@@ -25,6 +25,11 @@ use distil_dp::pipeline::{Stage, run};
 use distil_dp::progress::{OutputMode, Reporter};
 use distil_dp::run_dir::RunDir;
 
+/// mimalloc keeps freed pages for reuse: glibc's malloc hands each training step's large
+/// buffers back to the kernel and faults them in again (`docs/benchmarks.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let mut overrides = vec!["output_dir=runs/quickstart".to_string()];
     overrides.extend(std::env::args().skip(1));

@@ -32,6 +32,11 @@ use synth_gen::{
     CodeJob, ControlCodeFormat, GenerationConfig, JsonlSink, proportional, synthesize,
 };
 
+/// mimalloc keeps freed pages for reuse: glibc's malloc hands each training step's large
+/// buffers back to the kernel and faults them in again (`docs/benchmarks.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type B = Autodiff<Flex>;
 
 const PRODUCTS: [&str; 8] = [

@@ -10,6 +10,9 @@
 //! One logical step: an expected batch of 32 of 512 records of 64 tokens, fast clipping path,
 //! noise once, SGD. `cargo bench -p causal-lm --bench dp_parallel`.
 
+#[path = "../../../benches/support/alloc.rs"]
+mod alloc;
+
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 

@@ -16,6 +16,9 @@
 //! `cargo bench -p causal-lm --bench dp_step` (a filter such as `tiny` runs a subset; set
 //! `DP_STEP_GENERIC_GPT2=1` to include the slow generic path on gpt2).
 
+#[path = "../../../benches/support/alloc.rs"]
+mod alloc;
+
 use std::time::Duration;
 
 use burn::backend::{Autodiff, Flex};

@@ -10,6 +10,9 @@
 //!
 //! `cargo bench -p causal-lm --bench model` (add a filter such as `tiny` to run a subset).
 
+#[path = "../../../benches/support/alloc.rs"]
+mod alloc;
+
 use std::time::Duration;
 
 use burn::backend::{Autodiff, Flex, NdArray};

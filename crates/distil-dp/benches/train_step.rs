@@ -13,6 +13,9 @@
 //! Backend: burn-flex (the default CPU backend), release build. `cargo bench -p distil-dp
 //! --bench train_step` (a filter such as `distill` runs a subset).
 
+#[path = "../../../benches/support/alloc.rs"]
+mod alloc;
+
 use std::time::Duration;
 
 use burn::backend::{Autodiff, Flex};

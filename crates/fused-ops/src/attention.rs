@@ -111,15 +111,44 @@ impl Dims {
     fn merge<B: Backend>(&self, t: Tensor<B, 4>) -> Tensor<B, 3> {
         t.swap_dims(1, 2).reshape([self.batch, self.seq, self.d])
     }
+
+    /// `[b, s, 3d]` → q, k, v `[1, b, h, s, hd]`: strided views of `qkv` (the contiguous
+    /// reshape comes before the slicing, so burn-flex copies nothing; its matrix products read
+    /// the strides as they are).
+    fn split_views<B: Backend>(
+        &self,
+        qkv: Tensor<B, 3>,
+    ) -> (Tensor<B, 5>, Tensor<B, 5>, Tensor<B, 5>) {
+        let heads = qkv
+            .reshape([self.batch, self.seq, 3, self.heads, self.head_dim])
+            .permute([2, 0, 3, 1, 4]);
+        let part = |i: usize| heads.clone().narrow(0, i, 1);
+        (part(0), part(1), part(2))
+    }
+
+    /// `[1, b, h, s, hd]` → `[b, s, d]`.
+    fn merge_views<B: Backend>(&self, t: Tensor<B, 5>) -> Tensor<B, 3> {
+        t.swap_dims(2, 3).reshape([self.batch, self.seq, self.d])
+    }
+
+    /// `[1, b, h, s, s]` ↔ `[b, h, s, s]` (contiguous either way: free).
+    fn scores4<B: Backend>(&self, t: Tensor<B, 5>) -> Tensor<B, 4> {
+        t.reshape([self.batch, self.heads, self.seq, self.seq])
+    }
+
+    fn scores5<B: Backend>(&self, t: Tensor<B, 4>) -> Tensor<B, 5> {
+        t.reshape([1, self.batch, self.heads, self.seq, self.seq])
+    }
 }
 
-/// What the backward needs: the heads and the attention probabilities.
+/// What the backward needs: the heads (views of the projection) and the attention
+/// probabilities, `[1, b, h, s, ·]`.
 #[derive(Debug, Clone)]
 struct State<B: Backend> {
-    q: Tensor<B, 4>,
-    k: Tensor<B, 4>,
-    v: Tensor<B, 4>,
-    p: Tensor<B, 4>,
+    q: Tensor<B, 5>,
+    k: Tensor<B, 5>,
+    v: Tensor<B, 5>,
+    p: Tensor<B, 5>,
     dims: Dims,
 }
 
@@ -133,14 +162,21 @@ impl<B: Backend> Backward<B, 1> for SelfAttention {
         let State { q, k, v, p, dims } = ops.state;
         unary::<B, _>(ops.parents, ops.node, grads, |grad| {
             let d_ctx = Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(grad))
-                .reshape([dims.batch, dims.seq, dims.heads, dims.head_dim])
-                .swap_dims(1, 2);
-            let dv = p.clone().swap_dims(2, 3).matmul(d_ctx.clone());
-            let dp = d_ctx.matmul(v.swap_dims(2, 3));
-            let ds = softmax_backward(p, dp, dims.scale());
+                .reshape([1, dims.batch, dims.seq, dims.heads, dims.head_dim])
+                .swap_dims(2, 3);
+            let dv = p.clone().swap_dims(3, 4).matmul(d_ctx.clone());
+            let dp = d_ctx.matmul(v.swap_dims(3, 4));
+            let ds = dims.scores5(softmax_backward(
+                dims.scores4(p),
+                dims.scores4(dp),
+                dims.scale(),
+            ));
             let dq = ds.clone().matmul(k);
-            let dk = ds.swap_dims(2, 3).matmul(q);
-            Tensor::cat(vec![dims.merge(dq), dims.merge(dk), dims.merge(dv)], 2)
+            let dk = ds.swap_dims(3, 4).matmul(q);
+            // [3, b, h, s, hd] → [b, s, 3, h, hd] → [b, s, 3d]: the layout of `qkv`.
+            Tensor::cat(vec![dq, dk, dv], 0)
+                .permute([1, 3, 0, 2, 4])
+                .reshape([dims.batch, dims.seq, 3 * dims.d])
                 .into_primitive()
                 .tensor()
         });
@@ -182,10 +218,10 @@ fn forward<B: Backend>(
     qkv: Tensor<B, 3>,
     mask: Option<Tensor<B, 4, Bool>>,
 ) -> Forward<B> {
-    let (q, k, v) = dims.split(qkv);
-    let scores = q.clone().matmul(k.clone().swap_dims(2, 3));
-    let p = masked_softmax(scores, mask, dims.scale());
-    let out = dims.merge(p.clone().matmul(v.clone()));
+    let (q, k, v) = dims.split_views(qkv);
+    let scores = dims.scores4(q.clone().matmul(k.clone().swap_dims(3, 4)));
+    let p = dims.scores5(masked_softmax(scores, mask, dims.scale()));
+    let out = dims.merge_views(p.clone().matmul(v.clone()));
     Forward {
         state: State { q, k, v, p, dims },
         out,

@@ -36,11 +36,7 @@ pub fn layer_norm<B: Backend, const D: usize>(
     let shape = x.shape();
     let width = shape[D - 1];
     assert_eq!(gamma.dims(), [width], "layer_norm: one gain per feature");
-    let rows = if width == 0 {
-        0
-    } else {
-        shape.num_elements() / width
-    };
+    let rows = shape.num_elements().checked_div(width).unwrap_or(0);
     let beta = match beta {
         Some(b) => {
             assert_eq!(b.dims(), [width], "layer_norm: one bias per feature");

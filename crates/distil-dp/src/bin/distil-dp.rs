@@ -13,6 +13,11 @@ use distil_dp::progress::{OutputMode, Reporter};
 use distil_dp::run_dir::RunDir;
 use synth_gen::Shard;
 
+/// mimalloc keeps freed pages for reuse: glibc's malloc hands each training step's large
+/// buffers back to the kernel and faults them in again (`docs/benchmarks.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Differentially private knowledge distillation via synthetic text (DistilDP).
 #[derive(Debug, Parser)]
 #[command(name = "distil-dp", version, about)]
