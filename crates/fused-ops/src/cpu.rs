@@ -14,7 +14,7 @@ pub(crate) const LANES: usize = 16;
 
 /// Elements per rayon task: small enough to use both cores on a `[1024, 128]` activation,
 /// large enough that scheduling costs nothing next to the arithmetic.
-const TASK_ELEMENTS: usize = 16 * 1024;
+pub(crate) const TASK_ELEMENTS: usize = 16 * 1024;
 
 /// Below this many elements the work runs on the calling thread.
 const PARALLEL_MIN: usize = 32 * 1024;

@@ -17,7 +17,7 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Tensor, TensorPrimitive};
 use rayon::prelude::*;
 
-use crate::cpu::{LANES, dot};
+use crate::cpu::{LANES, TASK_ELEMENTS, dot};
 use crate::dispatch::autodiff_dispatch;
 use crate::host::{HostF32, flex_f32};
 
@@ -189,9 +189,9 @@ impl pulp::WithSimd for ForwardBlock<'_> {
     }
 }
 
-/// Rows per task: about [`crate::cpu`]'s task size for GPT-2's widths, and at least one.
+/// Rows per task: [`TASK_ELEMENTS`] elements' worth, at least one row.
 fn rows_per_task(width: usize) -> usize {
-    (16 * 1024 / width.max(1)).clamp(1, 1024)
+    (TASK_ELEMENTS / width.max(1)).clamp(1, 1024)
 }
 
 /// `(y, stats)`: `y` `[rows, width]`.
