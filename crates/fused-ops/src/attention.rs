@@ -22,7 +22,7 @@ use burn::tensor::{Bool, Tensor, TensorPrimitive};
 
 use crate::cpu::{RowKernel, dot, exp, par_rows};
 use crate::dispatch::autodiff_dispatch;
-use crate::host::{HostF32, flex_f32, host_mask};
+use crate::host::{HostF32, flex_f32, host_mask, reshape};
 
 /// Self-attention of `qkv` `[batch, seq, 3·d]` (queries, keys and values concatenated on the
 /// last axis, as GPT-2's `c_attn` produces them) with `n_head` heads of `d / n_head`, scores
@@ -128,7 +128,7 @@ impl Dims {
 
     /// `[1, b, h, s, hd]` → `[b, s, d]`.
     fn merge_views<B: Backend>(&self, t: Tensor<B, 5>) -> Tensor<B, 3> {
-        t.swap_dims(2, 3).reshape([self.batch, self.seq, self.d])
+        reshape(t.swap_dims(2, 3), [self.batch, self.seq, self.d])
     }
 
     /// `[1, b, h, s, s]` ↔ `[b, h, s, s]` (contiguous either way: free).
@@ -174,11 +174,12 @@ impl<B: Backend> Backward<B, 1> for SelfAttention {
             let dq = ds.clone().matmul(k);
             let dk = ds.swap_dims(3, 4).matmul(q);
             // [3, b, h, s, hd] → [b, s, 3, h, hd] → [b, s, 3d]: the layout of `qkv`.
-            Tensor::cat(vec![dq, dk, dv], 0)
-                .permute([1, 3, 0, 2, 4])
-                .reshape([dims.batch, dims.seq, 3 * dims.d])
-                .into_primitive()
-                .tensor()
+            reshape(
+                Tensor::cat(vec![dq, dk, dv], 0).permute([1, 3, 0, 2, 4]),
+                [dims.batch, dims.seq, 3 * dims.d],
+            )
+            .into_primitive()
+            .tensor()
         });
     }
 }

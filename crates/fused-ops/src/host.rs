@@ -9,7 +9,10 @@
 use std::any::{Any, TypeId};
 
 use burn::backend::flex::FlexTensor;
-use burn::tensor::{DType, Shape, TensorData};
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Shape, Tensor, TensorData, TensorPrimitive};
+
+use crate::copy::copy_runs;
 
 /// `value` as a `T` when its type is `T`, otherwise `value` back.
 pub(crate) fn cast<A: 'static, T: 'static>(value: A) -> Result<T, A> {
@@ -29,13 +32,32 @@ pub(crate) fn cast_ref<A: 'static, T: 'static>(value: &A) -> Option<&T> {
 }
 
 /// `t` itself (a cheap clone of its storage handle) when it is contiguous, else a contiguous
-/// copy.
+/// copy (run by run where [`copy_runs`] can).
 fn contiguous(t: &FlexTensor) -> FlexTensor {
     if t.layout().contiguous_offsets().is_some() {
         t.clone()
     } else {
-        t.to_contiguous()
+        copy_runs(t).unwrap_or_else(|| t.to_contiguous())
     }
+}
+
+/// `t.reshape(shape)`. Where that needs a copy of a burn-flex tensor (a permuted or sliced
+/// view whose axes do not merge), the copy is [`copy_runs`]'s, not burn-flex's element-wise
+/// one.
+pub(crate) fn reshape<B: Backend, const D: usize, const D2: usize>(
+    t: Tensor<B, D>,
+    shape: [usize; D2],
+) -> Tensor<B, D2> {
+    let prim = t.into_primitive().tensor();
+    let copied = cast_ref::<_, FlexTensor>(&prim)
+        .filter(|f| f.layout().reshape(Shape::from(shape.to_vec())).is_none())
+        .and_then(copy_runs);
+    let prim = match copied.map(cast::<FlexTensor, B::FloatTensorPrimitive>) {
+        Some(Ok(p)) => p,
+        Some(Err(_)) => unreachable!("a FlexTensor primitive is a FlexTensor"),
+        None => prim,
+    };
+    Tensor::<B, D>::from_primitive(TensorPrimitive::Float(prim)).reshape(shape)
 }
 
 /// A contiguous `f32` burn-flex tensor, borrowed as a slice.

@@ -47,6 +47,7 @@
 //! ```
 
 mod attention;
+mod copy;
 mod cpu;
 mod cross_entropy;
 mod dispatch;
