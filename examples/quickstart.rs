@@ -1,7 +1,7 @@
 //! The whole DistilDP pipeline on the embedded default corpus with tiny models, at ε = 2:
 //! a DP label histogram and a DP-SGD teacher, a synthetic corpus, a distilled student, the
 //! three baselines (DP-SGD student, DPKD, hard-label student), test perplexities and the
-//! privacy report. 7–9 minutes on 2 CPU cores.
+//! privacy report. 3–7 minutes on 2 CPU cores (`docs/benchmarks.md`).
 //!
 //! ```sh
 //! cargo run --release --example quickstart                          # runs/quickstart
