@@ -4,9 +4,11 @@
 //!
 //! # How
 //! The model runs its layers through a [`GhostTape`] (a [`LayerTap`]). With the parameters
-//! frozen (no weight gradient is computed), each tapped layer adds a zero "probe" leaf to
-//! its output; one backward of the summed per-example losses yields every layer's output
-//! gradient `g`. Every per-example parameter gradient of the tapped layers is an outer
+//! frozen (no weight gradient is computed), each tapped layer's output passes through an
+//! identity node that keeps the gradient flowing back through it
+//! ([`fused_ops::capture_grad`]; a zero "probe" leaf added to the output where the output is
+//! not tracked, e.g. a frozen embedding's); one backward of the summed per-example losses
+//! yields every layer's output gradient `g`. Every per-example parameter gradient of the tapped layers is an outer
 //! product sum `Σ_t a_tᵀ b_t` (a Linear: input `x` and `g`; an embedding: one-hot ids and
 //! `g`; a tied head `x·Wᵀ`: `g` and `x`) or a small direct sum (biases `Σ_t g_t`, LayerNorm
 //! gains `Σ_t g_t ⊙ x̂_t`), so per example
@@ -14,10 +16,14 @@
 //! `‖Σ_r Σ_t a_rtᵀ b_rt‖² = Σ_{r,r'} ⟨A_r A_r'ᵀ, B_r B_r'ᵀ⟩`
 //!
 //! over the records `r` that use the same parameter (the cross terms make a tied embedding
-//! exact). A single Linear whose gradient is cheaper to form than its Gram matrices
-//! (`T·(d_in + d_out) ≥ d_in·d_out`, short sequences) has its per-example gradients formed
-//! instead. The clipped sum is then `Σ_b c_b·A_bᵀB_b` = one matmul per layer with `B` scaled
+//! exact). The clipped sum is then `Σ_b c_b·A_bᵀB_b` = one matmul per layer with `B` scaled
 //! by the clipping factors `c_b = min(1, C/‖∇_b‖)`: the work of one non-private backward.
+//!
+//! Where a parameter's per-example gradients `[batch, rows·cols]` take no more memory than
+//! the factors they are formed from (`T·(d_in + d_out) ≥ d_in·d_out` for a Linear: sequences
+//! long for the layer's width; a head tied to an embedding over a small vocabulary), they are
+//! formed instead, once (one batched product per record: what the book-keeping sum would
+//! cost), and both the norms and the clipped sum become reductions over the batch.
 //!
 //! # Guarantee
 //! The result equals the generic path's ([`crate::clipped_sum`]) up to floating-point
@@ -31,7 +37,6 @@ use std::collections::HashMap;
 use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
 use burn::nn::{Embedding, LayerNorm, Linear};
 use burn::optim::GradientsParams;
-use burn::tensor::IndexingUpdateOp;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, Int, Tensor};
 
@@ -41,12 +46,15 @@ use crate::tap::{LayerTap, flat_linear, fused_layer_norm, matmul_transposed};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
 
+/// A tapped layer output's gradient, `[batch, t, d]`, after the backward pass.
+type Probe<B> = fused_ops::OutputGrad<B, 3>;
+
 /// One side of an outer-product record, before the backward pass.
 enum Side<B: AutodiffBackend> {
     /// A recorded activation.
     Act(Tensor<Inner<B>, 3>),
-    /// A probe whose gradient is the layer's output gradient.
-    Probe(Tensor<B, 3>),
+    /// The layer's output gradient.
+    Probe(Probe<B>),
     /// Token ids: a one-hot activation.
     Ids(Tensor<Inner<B>, 2, Int>),
 }
@@ -61,11 +69,11 @@ enum Pending<B: AutodiffBackend> {
         b: Side<B>,
     },
     /// A bias: per-example gradient `Σ_t g_t`.
-    Bias { param: ParamId, probe: Tensor<B, 3> },
+    Bias { param: ParamId, probe: Probe<B> },
     /// A LayerNorm gain: per-example gradient `Σ_t g_t ⊙ x̂_t`.
     Gain {
         param: ParamId,
-        probe: Tensor<B, 3>,
+        probe: Probe<B>,
         xhat: Tensor<Inner<B>, 3>,
     },
 }
@@ -96,14 +104,13 @@ fn dims3<const D: usize>(dims: [usize; D]) -> [usize; 3] {
     [dims[0], middle, dims[D - 1]]
 }
 
-/// A zero leaf of shape `[batch, t, d]` that requires a gradient, and it reshaped to `dims`.
-fn probe<B: AutodiffBackend, const D: usize>(
-    dims: [usize; D],
-    device: &B::Device,
-) -> (Tensor<B, 3>, Tensor<B, D>) {
-    let leaf = Tensor::<B, 3>::zeros(dims3(dims), device).require_grad();
-    let shaped = leaf.clone().reshape(dims);
-    (leaf, shaped)
+/// `y` unchanged, and a handle to its gradient seen as `[batch, t, d]` after the backward
+/// pass ([`fused_ops::capture_grad`]: an identity node that keeps the gradient, or a zero
+/// leaf added to `y` where `y` is untracked).
+fn probe<B: AutodiffBackend, const D: usize>(y: Tensor<B, D>) -> (Tensor<B, D>, Probe<B>) {
+    let dims = y.dims();
+    let (out, grad) = fused_ops::capture_grad(y.reshape(dims3(dims)));
+    (out.reshape(dims), grad)
 }
 
 impl<B: AutodiffBackend> GhostTape<B> {
@@ -127,24 +134,23 @@ impl<B: AutodiffBackend> GhostTape<B> {
 
 impl<B: AutodiffBackend> LayerTap<B> for GhostTape<B> {
     fn linear<const D: usize>(&mut self, layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
-        let y = flat_linear(layer, x.clone());
         let [d_in, d_out] = layer.weight.dims();
-        let (leaf, shaped) = probe::<B, D>(y.dims(), &y.device());
-        let x3 = x.inner().reshape(layer_dims(&leaf, d_in));
+        let (y, grad) = probe(flat_linear(layer, x.clone()));
+        let x3 = x.inner().reshape(layer_dims(y.dims(), d_in));
         self.records.push(Pending::Outer {
             param: layer.weight.id,
             rows: d_in,
             cols: d_out,
             a: Side::Act(x3),
-            b: Side::Probe(leaf.clone()),
+            b: Side::Probe(grad.clone()),
         });
         if let Some(bias) = &layer.bias {
             self.records.push(Pending::Bias {
                 param: bias.id,
-                probe: leaf,
+                probe: grad,
             });
         }
-        y + shaped
+        y
     }
 
     fn linear_transposed<const D: usize>(
@@ -153,31 +159,29 @@ impl<B: AutodiffBackend> LayerTap<B> for GhostTape<B> {
         x: Tensor<B, D>,
     ) -> Tensor<B, D> {
         let [d_out, d_in] = weight.dims();
-        let y = matmul_transposed(x.clone(), weight.val());
-        let (leaf, shaped) = probe::<B, D>(y.dims(), &y.device());
-        let x3 = x.inner().reshape(layer_dims(&leaf, d_in));
+        let (y, grad) = probe(matmul_transposed(x.clone(), weight.val()));
+        let x3 = x.inner().reshape(layer_dims(y.dims(), d_in));
         self.records.push(Pending::Outer {
             param: weight.id,
             rows: d_out,
             cols: d_in,
-            a: Side::Probe(leaf),
+            a: Side::Probe(grad),
             b: Side::Act(x3),
         });
-        y + shaped
+        y
     }
 
     fn embedding(&mut self, layer: &Embedding<B>, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let [rows, cols] = layer.weight.dims();
-        let y = layer.forward(ids.clone());
-        let (leaf, shaped) = probe::<B, 3>(y.dims(), &y.device());
+        let (y, grad) = probe(layer.forward(ids.clone()));
         self.records.push(Pending::Outer {
             param: layer.weight.id,
             rows,
             cols,
             a: Side::Ids(ids.inner()),
-            b: Side::Probe(leaf),
+            b: Side::Probe(grad),
         });
-        y + shaped
+        y
     }
 
     fn layer_norm<const D: usize>(
@@ -186,30 +190,29 @@ impl<B: AutodiffBackend> LayerTap<B> for GhostTape<B> {
         epsilon: f64,
         x: Tensor<B, D>,
     ) -> Tensor<B, D> {
-        let y = fused_layer_norm(layer, epsilon, x.clone());
-        let (leaf, shaped) = probe::<B, D>(y.dims(), &y.device());
-        let x3 = x.inner().reshape(leaf.dims());
-        let centred = x3.clone() - x3.mean_dim(2);
-        let var = centred.clone().powi_scalar(2).mean_dim(2);
-        let xhat = centred / (var + epsilon).sqrt();
+        let (y, grad) = probe(fused_layer_norm(layer, epsilon, x.clone()));
+        // x̂ = (x − mean) / √(var + ε): the LayerNorm without gains and biases, one pass.
+        let x3 = x.inner().reshape(dims3(y.dims()));
+        let width = x3.dims()[2];
+        let xhat = fused_ops::layer_norm(x3, Tensor::ones([width], &y.device()), None, epsilon);
         self.records.push(Pending::Gain {
             param: layer.gamma.id,
-            probe: leaf.clone(),
+            probe: grad.clone(),
             xhat,
         });
         if let Some(beta) = &layer.beta {
             self.records.push(Pending::Bias {
                 param: beta.id,
-                probe: leaf,
+                probe: grad,
             });
         }
-        y + shaped
+        y
     }
 }
 
-/// The 3-d shape of a layer input whose output probe is `leaf` (same rows, `d_in` features).
-fn layer_dims(leaf: &Tensor<impl Backend, 3>, d_in: usize) -> [usize; 3] {
-    let [b, t, _] = leaf.dims();
+/// The 3-d shape of a layer input whose output has dims `out` (same rows, `d_in` features).
+fn layer_dims<const D: usize>(out: [usize; D], d_in: usize) -> [usize; 3] {
+    let [b, t, _] = dims3(out);
     [b, t, d_in]
 }
 
@@ -238,9 +241,8 @@ fn resolve_side<B: AutodiffBackend>(side: Side<B>, grads: &B::Gradients) -> Fact
     }
 }
 
-fn probe_grad<B: AutodiffBackend>(p: &Tensor<B, 3>, grads: &B::Gradients) -> Tensor<Inner<B>, 3> {
-    p.grad(grads)
-        .unwrap_or_else(|| Tensor::zeros(p.dims(), &p.device().clone()))
+fn probe_grad<B: AutodiffBackend>(p: &Probe<B>, grads: &B::Gradients) -> Tensor<Inner<B>, 3> {
+    p.grad_or_zeros(grads)
 }
 
 fn dense<IB: Backend>(f: Factor<IB>) -> Tensor<IB, 3> {
@@ -278,30 +280,85 @@ fn frobenius<IB: Backend>(x: Tensor<IB, 3>, y: Tensor<IB, 3>) -> Tensor<IB, 1> {
     (x * y).sum_dims(&[1, 2]).reshape([b])
 }
 
-/// Whether forming the per-example gradients `[batch, rows, cols]` is cheaper than the Gram
-/// matrices of a single dense record with `t` rows per example (and small enough to hold).
-fn materialise(batch: usize, t: usize, rows: usize, cols: usize) -> bool {
-    const MAX_ELEMENTS: usize = 1 << 26;
-    t * (rows + cols) >= rows * cols && batch * rows * cols <= MAX_ELEMENTS
+/// Most elements a parameter's materialised per-example gradients may have (256 MiB of f32).
+const MAX_PER_EXAMPLE_ELEMENTS: usize = 1 << 26;
+
+/// The per-example gradients `[batch, rows·cols]` of a parameter whose records are all outer
+/// products, when holding them takes no more memory than the records' dense factors (which
+/// they replace) and at most [`MAX_PER_EXAMPLE_ELEMENTS`]; `None` otherwise (Gram matrices).
+///
+/// Forming them costs one `T·rows·cols` product per record and example, which the
+/// book-keeping sum would spend anyway; the clipped sum then reuses them (a weighted sum over
+/// the batch) instead of multiplying the factors again.
+fn per_example<IB: Backend>(records: &[Resolved<IB>]) -> Option<Tensor<IB, 2>> {
+    let mut shape = None;
+    let mut factors = 0usize;
+    for r in records {
+        let Resolved::Outer { rows, cols, a, b } = r else {
+            return None;
+        };
+        if shape.is_some_and(|s| s != (*rows, *cols)) {
+            return None;
+        }
+        shape = Some((*rows, *cols));
+        factors += b.shape().num_elements();
+        if let Factor::Dense(a) = a {
+            factors += a.shape().num_elements();
+        }
+    }
+    let (rows, cols) = shape?;
+    let Resolved::Outer { b, .. } = &records[0] else {
+        return None;
+    };
+    let batch = b.dims()[0];
+    let elements = batch * rows * cols;
+    if elements > factors || elements > MAX_PER_EXAMPLE_ELEMENTS {
+        return None;
+    }
+    // Dense records first (one batched product each), then the embedding records
+    // scatter-added into their sum: no zero table unless every record is an embedding.
+    let device = b.device();
+    let mut total: Option<Tensor<IB, 3>> = None;
+    for r in records {
+        if let Resolved::Outer {
+            a: Factor::Dense(a),
+            b,
+            ..
+        } = r
+        {
+            let per = a.clone().swap_dims(1, 2).matmul(b.clone());
+            total = Some(match total.take() {
+                Some(t) => t + per,
+                None => per,
+            });
+        }
+    }
+    let mut stacked = total
+        .unwrap_or_else(|| Tensor::zeros([batch, rows, cols], &device))
+        .reshape([batch * rows, cols]);
+    for r in records {
+        if let Resolved::Outer {
+            a: Factor::Ids(ids),
+            b,
+            ..
+        } = r
+        {
+            // Row `ids[e, t]` of example `e`'s table gets `b[e, t]`; the examples' tables are
+            // stacked as `[batch·rows, cols]`.
+            let t = ids.dims()[1];
+            let offsets = Tensor::<IB, 1, Int>::arange(0..batch as i64, &device)
+                .mul_scalar(rows as i64)
+                .reshape([batch, 1]);
+            let index = (ids.clone() + offsets).reshape([batch * t]);
+            stacked =
+                fused_ops::scatter_add_rows(stacked, index, b.clone().reshape([batch * t, cols]));
+        }
+    }
+    Some(stacked.reshape([batch, rows * cols]))
 }
 
 /// Squared per-example gradient norm `[batch]` of one parameter from its records.
 fn squared_norm<IB: Backend>(records: &[Resolved<IB>]) -> Tensor<IB, 1> {
-    if let [
-        Resolved::Outer {
-            rows,
-            cols,
-            a: Factor::Dense(a),
-            b,
-        },
-    ] = records
-    {
-        let [batch, t, _] = a.dims();
-        if materialise(batch, t, *rows, *cols) {
-            let per = a.clone().swap_dims(1, 2).matmul(b.clone());
-            return per.powi_scalar(2).sum_dims(&[1, 2]).reshape([batch]);
-        }
-    }
     let mut total: Option<Tensor<IB, 1>> = None;
     let mut add = |t: Tensor<IB, 1>| {
         total = Some(match total.take() {
@@ -332,7 +389,7 @@ fn squared_norm<IB: Backend>(records: &[Resolved<IB>]) -> Tensor<IB, 1> {
     }
     if let Some(g) = direct {
         let batch = g.dims()[0];
-        add(g.powi_scalar(2).sum_dim(1).reshape([batch]));
+        add(fused_ops::row_sum_squares(g).reshape([batch]));
     }
     total.expect("a parameter group has at least one record")
 }
@@ -383,9 +440,12 @@ fn weighted<IB: Backend>(
                     .transpose()
                     .matmul(scaled)
                     .flatten(0, 1),
-                Factor::Ids(ids) => Tensor::<IB, 2>::zeros([rows, cols], &scaled.device())
-                    .select_assign(0, ids.reshape([batch * t]), scaled, IndexingUpdateOp::Add)
-                    .flatten(0, 1),
+                Factor::Ids(ids) => fused_ops::scatter_add_rows(
+                    Tensor::<IB, 2>::zeros([rows, cols], &scaled.device()),
+                    ids.reshape([batch * t]),
+                    scaled,
+                )
+                .flatten(0, 1),
             }
         }
     }
@@ -538,6 +598,13 @@ where
     for (id, path, _, trainable) in &params {
         if *trainable && !index.contains_key(id) {
             return Err(DpOptimError::UntappedParameter { path: path.clone() });
+        }
+    }
+    // Per-example gradients where they cost no extra memory: their squared norms and the
+    // clipped sum are then cheap reductions over the batch.
+    for (_, records) in groups.iter_mut() {
+        if let Some(per) = per_example(records) {
+            *records = vec![Resolved::Direct(per)];
         }
     }
     let norms: Vec<Tensor<Inner<B>, 1>> = groups.iter().map(|(_, r)| squared_norm(r)).collect();

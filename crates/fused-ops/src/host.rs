@@ -126,6 +126,27 @@ pub(crate) fn host_mask<P: 'static>(p: &P) -> Option<Vec<bool>> {
     )
 }
 
+/// Runs `f` on the elements of primitive `p` in row-major order, in place, when `p` is an
+/// `f32` [`FlexTensor`], and returns the updated tensor; `Err(p)` for any other primitive.
+/// A view is made contiguous first, and storage shared with another tensor is copied before
+/// it is written (burn-flex's copy-on-write): no other tensor ever sees the change.
+pub(crate) fn update_f32<P: 'static>(p: P, f: impl FnOnce(&mut [f32])) -> Result<P, P> {
+    let is_f32 = cast_ref::<P, FlexTensor>(&p).is_some_and(|t| t.dtype() == DType::F32);
+    if !is_f32 {
+        return Err(p);
+    }
+    let t = cast::<P, FlexTensor>(p).unwrap_or_else(|_| unreachable!("checked above"));
+    let n = t.layout().num_elements();
+    let mut t = if t.layout().contiguous_offsets() == Some((0, n)) {
+        t
+    } else {
+        contiguous(&t)
+    };
+    let start = t.layout().contiguous_offsets().map_or(0, |(s, _)| s);
+    f(&mut t.storage_mut::<f32>()[start..start + n]);
+    Ok(cast::<FlexTensor, P>(t).unwrap_or_else(|_| unreachable!("P is FlexTensor")))
+}
+
 /// A new `f32` primitive of type `P` (which must be [`FlexTensor`]) holding `values`.
 pub(crate) fn flex_f32<P: 'static>(values: Vec<f32>, shape: &[usize]) -> P {
     let tensor = FlexTensor::from_data(TensorData::new(values, Shape::from(shape.to_vec())));

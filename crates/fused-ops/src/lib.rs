@@ -11,7 +11,12 @@
 //! * [`layer_norm`]: LayerNorm over the last axis (input, gains and biases in one node);
 //! * [`forward_kl`]: `KL(softmax(teacher/τ) ‖ softmax(student/τ))` per row (distillation);
 //! * [`self_attention`]: multi-head (causal or masked) self-attention from a fused QKV
-//!   projection.
+//!   projection;
+//! * [`capture_grad`]: the identity, keeping the gradient that flows back through it (a
+//!   layer's output gradient for ghost clipping, without a zero probe leaf);
+//! * [`row_sum_squares`]: squared norms of rows in one pass (per-example gradient norms);
+//! * [`scatter_add_rows`]: rows added into a table at given indices, in place (an
+//!   embedding's gradient).
 //!
 //! On burn-flex with `f32` (the default CPU backend) they run multi-threaded, vectorised
 //! kernels on the tensors' storage. On any other backend they run as compositions of the
@@ -47,6 +52,7 @@
 //! ```
 
 mod attention;
+mod capture;
 mod copy;
 mod cpu;
 mod cross_entropy;
@@ -55,9 +61,14 @@ mod divergence;
 mod gelu;
 mod host;
 mod layer_norm;
+mod norms;
+mod scatter;
 
 pub use attention::self_attention;
+pub use capture::{OutputGrad, capture_grad};
 pub use cross_entropy::token_nll;
 pub use divergence::forward_kl;
 pub use gelu::gelu_tanh;
 pub use layer_norm::layer_norm;
+pub use norms::row_sum_squares;
+pub use scatter::scatter_add_rows;
