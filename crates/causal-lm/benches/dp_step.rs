@@ -15,6 +15,12 @@
 //!
 //! `cargo bench -p causal-lm --bench dp_step` (a filter such as `tiny` runs a subset; set
 //! `DP_STEP_GENERIC_GPT2=1` to include the slow generic path on gpt2).
+//!
+//! `DP_STEP_PAIRED=N` replaces criterion by a paired design for the ratios: N rounds, each
+//! one step of every selected variant of a model back to back (order rotating), then the
+//! median time of each variant and the median over rounds of each variant's time divided by
+//! the non-private step's of the same round (this VM's speed drifts by tens of percent over
+//! minutes; a ratio of neighbouring steps does not). Written to `target/dp-step-paired.json`.
 
 #[path = "../../../benches/support/alloc.rs"]
 mod alloc;
@@ -268,9 +274,83 @@ fn timings(c: &mut Criterion, filter: &Option<String>) {
     group.finish();
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// `DP_STEP_PAIRED=rounds`: see the crate doc.
+fn paired(rounds: usize, filter: &Option<String>) {
+    let mut rows = Vec::new();
+    for (name, config, size, variants) in cases() {
+        let variants: Vec<Variant> = variants
+            .into_iter()
+            .filter(|v| {
+                *v == Variant::NonPrivate
+                    || selected(filter, &format!("dp_step/{name}/{}", v.name()))
+            })
+            .collect();
+        if variants.len() < 2 {
+            continue;
+        }
+        let mut setups: Vec<(Variant, Setup, Option<Gpt2<B>>)> = variants
+            .iter()
+            .map(|&v| {
+                let s = setup(&config, size, path(v));
+                let m = Some(s.model.clone());
+                (v, s, m)
+            })
+            .collect();
+        let mut run = |k: usize| {
+            let (variant, s, model) = &mut setups[k];
+            let t = std::time::Instant::now();
+            let m = model.take().unwrap();
+            *model = Some(step(s, *variant, m));
+            t.elapsed().as_secs_f64()
+        };
+        for k in 0..variants.len() {
+            run(k); // warm-up
+        }
+        let mut times = vec![Vec::new(); variants.len()];
+        for round in 0..rounds {
+            for j in 0..variants.len() {
+                let k = (round + j) % variants.len();
+                times[k].push(run(k));
+            }
+        }
+        let base = &times[0];
+        for (k, v) in variants.iter().enumerate() {
+            let ratios: Vec<f64> = times[k].iter().zip(base).map(|(t, b)| t / b).collect();
+            let row = serde_json::json!({
+                "id": format!("dp_step/{name}/{}", v.name()),
+                "rounds": rounds,
+                "median_s": median(times[k].clone()),
+                "median_ratio_to_nonprivate": median(ratios),
+            });
+            eprintln!("paired {row}");
+            rows.push(row);
+        }
+    }
+    let out =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/dp-step-paired.json");
+    let _ = std::fs::write(&out, serde_json::to_string_pretty(&rows).unwrap());
+}
+
 fn main() {
     if let Ok(id) = std::env::var("DP_STEP_MEMORY") {
         measure_one(&id);
+        return;
+    }
+    if let Some(rounds) = std::env::var("DP_STEP_PAIRED")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        paired(rounds.max(1), &bench_filter());
         return;
     }
     let filter = bench_filter();
