@@ -290,7 +290,8 @@ impl PrivacyEngine {
         self.sampler.sample_rate()
     }
 
-    /// Steps the budget allows, and steps taken.
+    /// `(taken, planned)`: the steps taken so far, and the steps the budget was calibrated for
+    /// (the most it allows).
     pub fn steps(&self) -> (u64, u64) {
         (self.state.steps_taken, self.state.planned_steps)
     }
