@@ -20,7 +20,7 @@ use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, unary};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Tensor, TensorPrimitive};
@@ -129,6 +129,7 @@ pub fn capture_grad<B: AutodiffBackend, const D: usize>(
 ) -> (Tensor<B, D>, OutputGrad<B, D>) {
     let (dims, device) = (y.dims(), y.device());
     let slot: Slot<B::InnerBackend> = Arc::new(Mutex::new(None));
+    // `autodiff_dispatch!` names one generic argument; `identity` also takes the rank.
     let captured: Option<Tensor<B, D>> = match autodiff_of::<B>() {
         Some(AutodiffOf::Flex) => same(identity::<burn::backend::Flex, D>(
             same(y.clone()),
@@ -183,18 +184,11 @@ impl<IB: Backend> Backward<IB, 1> for Capture<IB> {
     type State = ();
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let slot = self.slot;
-        let parents = ops.parents;
-        if parents[0].is_none() {
-            // Nothing upstream needs the gradient: keep it, pass nothing on.
-            let grad = grads.consume::<IB>(&ops.node);
-            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(grad);
-            return;
+        let grad = grads.consume::<IB>(&ops.node);
+        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(grad.clone());
+        if let [Some(parent)] = ops.parents {
+            grads.register::<IB>(parent.id, grad);
         }
-        unary::<IB, _>(parents, ops.node, grads, |grad| {
-            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(grad.clone());
-            grad
-        });
     }
 }
 
