@@ -7,7 +7,7 @@
 //!   sum), Gaussian noise on every parameter, SGD update.
 //! * `generic`: dp-optim's generic path (one backward per example) instead.
 //!
-//! The steps are those of `crates/causal-lm/benches/dp_step.rs` (the CPU benchmark), built
+//! The steps are those of `crates/dp-optim/benches/gpt2_step.rs` (the CPU benchmark), built
 //! with the same public APIs. Each variant runs `--warmup` untimed steps (the first ones
 //! compile the GPU kernels), then `--steps` timed ones; the device is synchronised
 //! (`Backend::sync`) before the clock is read, so a step's time includes all of its GPU work.

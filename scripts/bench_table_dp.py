@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Prints the dp-optim table of docs/benchmarks.md: one DP-SGD step against one non-private
-step of GPT-2 (our criterion medians from `cargo bench -p causal-lm --bench dp_step`, peak
+step of GPT-2 (our criterion medians from `cargo bench -p dp-optim --bench gpt2_step`, peak
 memory from target/dp-step-memory.json) next to PyTorch + Opacus
 (scripts/peers/bench_dp_step_opacus.py), measured in one sitting.
 

@@ -4,7 +4,7 @@
 #
 #   1. builds, release, with the `cuda` feature: the GPU bench example, the distil-dp CLI and
 #      the causal-lm test binaries (one feature resolution, so burn's CUDA stack compiles once);
-#   2. runs causal-lm's backend-generic tests on CUDA (`-- cuda::`);
+#   2. runs causal-lm's backend-generic tests and dp-optim's GPT-2 DP tests on CUDA (`-- cuda::`);
 #   3. runs examples/gpu_bench.rs: GPT-2 124M, blocks of 128, batch 8 and 32, non-private step
 #      against DP steps (fast/ghost and generic clipping): ms/step, tokens/s, ratio, memory;
 #   4. runs the pipeline's teacher stage on the embedded data with `--backend cuda`, 50 DP-SGD
@@ -45,7 +45,7 @@ STARTED=$(date +%s)
 
 # The crates and features of every cargo command below (see step 1).
 BUILD_ARGS=(--release --locked -p distil-dp-examples -p distil-dp --features cuda)
-TEST_ARGS=(--release --locked -p causal-lm --features cuda,burn/cubecl --tests)
+TEST_ARGS=(--release --locked -p causal-lm -p dp-optim --features cuda,burn/cubecl --tests)
 
 # A JSON string of "$1": escaped, control characters dropped, at most the last 2000 bytes.
 json_str() {
@@ -205,7 +205,7 @@ cat >"$JSON" <<EOF
   "total_seconds": $(($(date +%s) - STARTED)),
   "gpu": {"ok": $(json_ok "$SMI_RC"), "name": $GPU_NAME, "driver": $GPU_DRIVER, "memory_total": $GPU_MEMORY, "error": $GPU_ERROR},
   "build": {"ok": $(json_ok "$BUILD_RC"), "seconds": $BUILD_SECS, "commands": [$(json_str "cargo build ${BUILD_ARGS[*]} --example gpu_bench --bin distil-dp"), $(json_str "cargo test ${TEST_ARGS[*]} --no-run")], "error": $BUILD_ERROR},
-  "tests": {"ok": $(json_ok "$TEST_RC"), "filter": "cuda::", "package": "causal-lm", "seconds": $(json_num "$TEST_SECS"), "test_binaries_run": $BINARIES, "passed": $PASSED, "failed": $FAILED, "ignored": $IGNORED, "failed_tests": $FAILED_NAMES, "error": $TEST_ERROR},
+  "tests": {"ok": $(json_ok "$TEST_RC"), "filter": "cuda::", "package": "causal-lm, dp-optim", "seconds": $(json_num "$TEST_SECS"), "test_binaries_run": $BINARIES, "passed": $PASSED, "failed": $FAILED, "ignored": $IGNORED, "failed_tests": $FAILED_NAMES, "error": $TEST_ERROR},
   "bench": {"ok": $(json_ok "$BENCH_RC"), "seconds": $(json_num "$BENCH_SECS"), "args": $(json_str "--batch $BATCH --steps $STEPS --warmup $WARMUP"), "result": $BENCH_JSON, "error": $BENCH_ERROR},
   "teacher": {"ok": $(json_ok "$TEACHER_RC"), "backend": $TEACHER_BACKEND, "settings": "teacher stage, embedded data, --set teacher.epochs=1.6 (50 steps at expected batch 64 of 1996 records)", "seconds": $(json_num "$TEACHER_SECS"), "steps": $TEACHER_STEPS, "epsilon": $TEACHER_EPS, "noise_multiplier": $TEACHER_SIGMA, "run_dir": $(json_str "$RUN_DIR"), "error": $TEACHER_ERROR}
 }

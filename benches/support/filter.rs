@@ -1,6 +1,6 @@
 //! The bench filter of a criterion bench's command line, for benches whose set-up is costly
 //! enough (a GPT-2, a σ calibration) to skip for the benches a filter leaves out. Included
-//! with `#[path]` by `crates/causal-lm/benches/dp_step.rs` and
+//! with `#[path]` by `crates/dp-optim/benches/gpt2_step.rs` and
 //! `crates/distil-dp/benches/train_step.rs`.
 
 /// The bench filter of the command line (`cargo bench ... -- FILTER`): the first argument

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Opacus peer for data-parallel DP-SGD scaling (crates/causal-lm/benches/dp_parallel.rs).
+"""Opacus peer for data-parallel DP-SGD scaling (crates/dp-optim/benches/gpt2_parallel.rs).
 
 Usage (from the repository root, machine otherwise idle):
 

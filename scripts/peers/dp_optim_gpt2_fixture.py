@@ -40,7 +40,7 @@ the L2 norm of the clipped sum, probe = sum_k g[k] * sin(0.37 k + 1.0) over the 
 flattened clipped sum, and its first 8 row-major entries.
 
 Usage (repository root): /path/to/venv/bin/python scripts/peers/dp_optim_gpt2_fixture.py
-Writes crates/causal-lm/tests/fixtures/tiny-gpt2/opacus_dp.json.
+Writes crates/dp-optim/tests/fixtures/opacus_gpt2.json.
 """
 
 import copy
@@ -66,7 +66,7 @@ from transformers.pytorch_utils import Conv1D  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / "crates/causal-lm/tests/fixtures/tiny-gpt2"
-OUT = MODEL_DIR / "opacus_dp.json"
+OUT = REPO / "crates/dp-optim/tests/fixtures/opacus_gpt2.json"
 BATCH, SEQ = 5, 12
 TOL = 1e-10
 HEAD = 8

@@ -8,7 +8,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Int, Tensor};
 
-use dp_optim::LayerTap;
+use train_kit::LayerTap;
 
 use crate::cache::LayerCache;
 

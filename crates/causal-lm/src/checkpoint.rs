@@ -2,14 +2,16 @@
 //!
 //! A native checkpoint directory holds `model.json` (the [`Gpt2Config`]) and `model.bpk`
 //! (burn-store's burnpack: every parameter with its id, so optimiser state keyed by parameter id
-//! stays attached across a save and a load). Writes go to a temporary file renamed into place,
-//! so an interrupted save leaves the previous checkpoint intact.
+//! stays attached across a save and a load). The two files are replaced together
+//! (`train_kit::files::replace_files`): an interrupted save leaves the previous pair or the
+//! new one, never a configuration beside another model's weights.
 
 use std::fs;
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use burn_store::{BurnpackStore, ModuleSnapshot};
+use train_kit::files::{recover_files, replace_files};
 
 use crate::config::Gpt2Config;
 use crate::error::CausalLmError;
@@ -42,27 +44,28 @@ pub fn detect(dir: impl AsRef<Path>) -> Option<CheckpointFormat> {
     }
 }
 
-/// Saves `model` as a native checkpoint in `dir` (created if needed).
+/// Saves `model` as a native checkpoint in `dir` (created if needed): both files replaced
+/// together (see the module docs).
 pub fn save<B: Backend>(model: &Gpt2<B>, dir: impl AsRef<Path>) -> Result<(), CausalLmError> {
     let dir = dir.as_ref();
-    fs::create_dir_all(dir).map_err(|e| CausalLmError::io(dir, e))?;
-    let config_path = dir.join(NATIVE_CONFIG_FILE);
-    let tmp_config = dir.join("model.json.partial");
-    let text = serde_json::to_string_pretty(&model.config).expect("config serialises");
-    fs::write(&tmp_config, text + "\n").map_err(|e| CausalLmError::io(&tmp_config, e))?;
     let weights = dir.join(NATIVE_WEIGHTS_FILE);
-    let tmp = dir.join("model.bpk.partial");
-    let mut store = BurnpackStore::from_file(&tmp)
-        .auto_extension(false)
-        .overwrite(true);
-    model
-        .save_into(&mut store)
-        .map_err(|e| CausalLmError::Checkpoint {
-            path: weights.clone(),
-            message: e.to_string(),
-        })?;
-    fs::rename(&tmp, &weights).map_err(|e| CausalLmError::io(&weights, e))?;
-    fs::rename(&tmp_config, &config_path).map_err(|e| CausalLmError::io(&config_path, e))
+    let text = serde_json::to_string_pretty(&model.config).expect("config serialises") + "\n";
+    replace_files(
+        dir,
+        &[NATIVE_CONFIG_FILE, NATIVE_WEIGHTS_FILE],
+        |staged| -> Result<(), CausalLmError> {
+            fs::write(&staged[0], &text).map_err(|e| CausalLmError::io(&staged[0], e))?;
+            let mut store = BurnpackStore::from_file(&staged[1])
+                .auto_extension(false)
+                .overwrite(true);
+            model
+                .save_into(&mut store)
+                .map_err(|e| CausalLmError::Checkpoint {
+                    path: weights.clone(),
+                    source: Box::new(e),
+                })
+        },
+    )
 }
 
 /// Loads a native checkpoint from `dir`.
@@ -71,11 +74,12 @@ pub fn load<B: Backend>(
     device: &B::Device,
 ) -> Result<Gpt2<B>, CausalLmError> {
     let dir = dir.as_ref();
+    recover_files(dir)?;
     let config_path = dir.join(NATIVE_CONFIG_FILE);
     let text = fs::read_to_string(&config_path).map_err(|e| CausalLmError::io(&config_path, e))?;
     let config: Gpt2Config = serde_json::from_str(&text).map_err(|e| CausalLmError::Json {
         path: config_path.clone(),
-        message: e.to_string(),
+        source: e,
     })?;
     let mut model = config.init::<B>(device)?;
     let weights = dir.join(NATIVE_WEIGHTS_FILE);
@@ -91,7 +95,7 @@ pub fn load<B: Backend>(
         .load_from(&mut store)
         .map_err(|e| CausalLmError::Checkpoint {
             path: weights.clone(),
-            message: e.to_string(),
+            source: Box::new(e),
         })?;
     Ok(crate::dtype::cast_params(model, dtype))
 }
@@ -101,13 +105,14 @@ pub fn format(dir: impl AsRef<Path>) -> Result<CheckpointFormat, CausalLmError> 
     let dir = dir.as_ref();
     detect(dir).ok_or_else(|| CausalLmError::Checkpoint {
         path: dir.to_path_buf(),
-        message: format!(
+        source: format!(
             "not a checkpoint directory: expected {} + {} (Hugging Face) or {} + {} (native)",
             hf::CONFIG_FILE,
             hf::WEIGHTS_FILE,
             NATIVE_CONFIG_FILE,
             NATIVE_WEIGHTS_FILE
-        ),
+        )
+        .into(),
     })
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 /// Everything that can go wrong in `causal-lm`. Every variant names what was wrong (the field,
 /// the file or the tensor) and, for bad values, the allowed range.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CausalLmError {
     /// A parameter is outside its allowed range.
     #[error("invalid {field} = {value}: expected {expected}")]
@@ -26,12 +27,13 @@ pub enum CausalLmError {
         source: std::io::Error,
     },
     /// A JSON file is malformed or has the wrong shape.
-    #[error("{path}: malformed JSON: {message}")]
+    #[error("{path}: malformed JSON: {source}")]
     Json {
         /// The file.
         path: PathBuf,
         /// What the parser said.
-        message: String,
+        #[source]
+        source: serde_json::Error,
     },
     /// A checkpoint describes a model this crate does not implement.
     #[error(
@@ -76,12 +78,13 @@ pub enum CausalLmError {
         dtype: String,
     },
     /// The checkpoint reader or writer failed.
-    #[error("checkpoint {path}: {message}")]
+    #[error("checkpoint {path}: {source}")]
     Checkpoint {
         /// The checkpoint file.
         path: PathBuf,
-        /// What went wrong.
-        message: String,
+        /// What went wrong: the reader's or writer's error, kept as the source, or a message.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The tokenizer failed to load, train, encode or save.
     #[error("tokenizer: {0}")]
@@ -99,6 +102,9 @@ pub enum CausalLmError {
         /// What is wrong with it.
         message: String,
     },
+    /// Writing a file atomically failed (see `train_kit::files`).
+    #[error(transparent)]
+    Files(#[from] train_kit::TrainKitError),
     /// There is nothing to work on.
     #[error("empty input: {0}")]
     Empty(String),

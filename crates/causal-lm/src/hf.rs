@@ -19,6 +19,7 @@ use burn::tensor::backend::Backend;
 use burn_store::{ApplyError, HalfPrecisionAdapter, KeyRemapper, ModuleSnapshot, SafetensorsStore};
 use serde::Deserialize;
 use serde_json::json;
+use train_kit::files::{write_atomic, write_atomic_with};
 
 use crate::config::Gpt2Config;
 use crate::error::CausalLmError;
@@ -73,7 +74,7 @@ pub fn load_config(path: impl AsRef<Path>) -> Result<Gpt2Config, CausalLmError> 
     let text = fs::read_to_string(&path).map_err(|e| CausalLmError::io(&path, e))?;
     let hf: HfConfig = serde_json::from_str(&text).map_err(|e| CausalLmError::Json {
         path: path.clone(),
-        message: e.to_string(),
+        source: e,
     })?;
     match hf.model_type.as_deref() {
         Some("gpt2") | None => {}
@@ -156,7 +157,7 @@ struct HeaderEntry {
 fn read_header(path: &Path) -> Result<BTreeMap<String, HeaderEntry>, CausalLmError> {
     let bad = |message: String| CausalLmError::Checkpoint {
         path: path.to_path_buf(),
-        message,
+        source: message.into(),
     };
     let mut file = fs::File::open(path).map_err(|e| CausalLmError::io(path, e))?;
     let mut len = [0u8; 8];
@@ -255,7 +256,7 @@ pub fn load_weights<B: Backend>(
         .load_from(&mut store)
         .map_err(|e| CausalLmError::Checkpoint {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            source: Box::new(e),
         })?;
     if let Some(error) = result.errors.first() {
         return Err(match error {
@@ -271,7 +272,7 @@ pub fn load_weights<B: Backend>(
             },
             other => CausalLmError::Checkpoint {
                 path: path.to_path_buf(),
-                message: other.to_string(),
+                source: other.to_string().into(),
             },
         });
     }
@@ -323,7 +324,7 @@ pub fn save<B: Backend>(model: &Gpt2<B>, dir: impl AsRef<Path>) -> Result<(), Ca
     let config_path = dir.join(CONFIG_FILE);
     let text =
         serde_json::to_string_pretty(&config_json(&model.config)).expect("a JSON value serialises");
-    fs::write(&config_path, text + "\n").map_err(|e| CausalLmError::io(&config_path, e))?;
+    write_atomic(&config_path, (text + "\n").as_bytes())?;
     save_weights(model, dir.join(WEIGHTS_FILE))
 }
 
@@ -340,17 +341,18 @@ pub fn save_weights<B: Backend>(
         (r"^(.*)$", "transformer.$1"),
     ])
     .expect("static patterns compile");
-    // Write to a temporary name, then rename: an interrupted save never truncates a good file.
-    let tmp = path.with_extension("safetensors.partial");
-    let mut store = SafetensorsStore::from_file(&tmp)
-        .remap(remapper)
-        .metadata("format", "pt")
-        .overwrite(true);
-    model
-        .save_into(&mut store)
-        .map_err(|e| CausalLmError::Checkpoint {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    fs::rename(&tmp, path).map_err(|e| CausalLmError::io(path, e))
+    // A temporary sibling persisted over the file: an interrupted save never truncates a
+    // good file.
+    write_atomic_with(path, |tmp| {
+        let mut store = SafetensorsStore::from_file(tmp)
+            .remap(remapper)
+            .metadata("format", "pt")
+            .overwrite(true);
+        model
+            .save_into(&mut store)
+            .map_err(|e| CausalLmError::Checkpoint {
+                path: path.to_path_buf(),
+                source: Box::new(e),
+            })
+    })
 }

@@ -8,7 +8,7 @@ use burn::nn::{
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
-use dp_optim::{LayerTap, NoTap};
+use train_kit::{LayerTap, NoTap};
 
 use crate::attention::{Attention, AttentionMask};
 use crate::cache::{KvCache, LayerCache};
@@ -180,7 +180,7 @@ impl<B: Backend> Gpt2<B> {
 
     /// Logits `[batch, seq, vocab]` as [`Gpt2::forward_full`] computes them, with every
     /// parameterised layer (embeddings, LayerNorms, Linears, the tied head) run through
-    /// `tap`: with [`dp_optim::GhostTape`] this is the model's fast per-example clipping path
+    /// `tap`: with `dp_optim::GhostTape` this is the model's fast per-example clipping path
     /// for DP-SGD (each row of `tokens` is one example; rows never mix).
     pub fn forward_tapped<T: LayerTap<B>>(
         &self,

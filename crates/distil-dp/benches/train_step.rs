@@ -24,8 +24,8 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor, TensorData};
 use causal_lm::{Gpt2, Gpt2Config, next_token_nll};
 use criterion::{Criterion, Throughput};
-use dp_optim::{DpOptimizer, OptimizerConfig};
 use kd_losses::{DistillConfig, distillation_loss};
+use train_kit::{DynOptimizer, OptimizerConfig};
 
 // the command line's bench filter, shared by the workspace's benches
 #[path = "../../../benches/support/filter.rs"]
@@ -47,7 +47,7 @@ fn model(layers: usize, width: usize, heads: usize) -> Gpt2<B> {
 }
 
 /// The pipeline's optimiser for both steps (AdamW, weight decay 0.01).
-fn adamw() -> DpOptimizer<Gpt2<B>, B> {
+fn adamw() -> DynOptimizer<Gpt2<B>, B> {
     OptimizerConfig::AdamW {
         beta_1: 0.9,
         beta_2: 0.999,
@@ -77,7 +77,7 @@ fn batch(size: usize) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
 
 fn pretrain_step(
     model: Gpt2<B>,
-    optim: &mut DpOptimizer<Gpt2<B>, B>,
+    optim: &mut DynOptimizer<Gpt2<B>, B>,
     ids: &Tensor<B, 2, Int>,
     mask: &Tensor<B, 2, Int>,
 ) -> Gpt2<B> {
@@ -92,7 +92,7 @@ fn pretrain_step(
 fn distill_step(
     student: Gpt2<B>,
     teacher: &Gpt2<Flex>,
-    optim: &mut DpOptimizer<Gpt2<B>, B>,
+    optim: &mut DynOptimizer<Gpt2<B>, B>,
     ids: &Tensor<B, 2, Int>,
     mask: &Tensor<B, 2, Int>,
 ) -> Gpt2<B> {

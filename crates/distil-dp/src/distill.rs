@@ -11,12 +11,12 @@ use burn::record::{BinFileRecorder, FullPrecisionSettings};
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 use causal_lm::Gpt2;
-use dp_optim::OptimizerConfig;
-use dp_optim::atomic_dir::{readable_dir, replace_dir};
 use kd_losses::{HiddenStates, LayerMap, distillation_loss};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
+use train_kit::files::{readable_dir, replace_dir};
+use train_kit::{DynOptimizer, OptimizerConfig};
 
 use crate::blocks::TokenBlocks;
 use crate::config::StudentConfig;
@@ -152,10 +152,9 @@ pub fn distill<B: AutodiffBackend>(
             }
             let student = student
                 .load_file(src.join(MODEL_FILE), &recorder, &device)
-                .map_err(|e| DistilDpError::Data {
+                .map_err(|e| DistilDpError::Checkpoint {
                     path: src.join(MODEL_FILE),
-                    line: 0,
-                    message: e.to_string(),
+                    source: Box::new(e),
                 })?;
             let optim = optimizer()
                 .init::<B, Gpt2<B>>()
@@ -173,17 +172,16 @@ pub fn distill<B: AutodiffBackend>(
         ),
     };
     let save = |student: &Gpt2<B>,
-                optim: &dp_optim::DpOptimizer<Gpt2<B>, B>,
+                optim: &DynOptimizer<Gpt2<B>, B>,
                 state: &State|
      -> Result<(), DistilDpError> {
         replace_dir(dir, |partial| {
             student
                 .clone()
                 .save_file(partial.join(MODEL_FILE), &recorder)
-                .map_err(|e| DistilDpError::Data {
+                .map_err(|e| DistilDpError::Checkpoint {
                     path: partial.join(MODEL_FILE),
-                    line: 0,
-                    message: e.to_string(),
+                    source: Box::new(e),
                 })?;
             optim.save(&partial.join(OPTIMIZER_FILE))?;
             let json = serde_json::to_vec(state).expect("state serialises");
@@ -207,8 +205,8 @@ pub fn distill<B: AutodiffBackend>(
         let first = ((state.steps_taken % per_epoch) as usize) * batch;
         let (ids, mask) = data.rows(&rows[first..(first + batch).min(rows.len())]);
         // burn 0.21's autodiff can lose a gradient when another thread runs a backward
-        // concurrently (see dp_optim::autodiff_guard)
-        let serial = dp_optim::autodiff_guard();
+        // concurrently (see train_kit::autodiff_guard)
+        let serial = train_kit::autodiff_guard();
         let hidden = teacher.is_some() && loss_config.alpha > 0.0;
         let output = student.forward_full(ids.clone(), Some(mask.clone()), hidden);
         let (teacher_logits, teacher_hidden) = match teacher {

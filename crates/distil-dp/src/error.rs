@@ -7,6 +7,7 @@ use causal_lm::CausalLmError;
 /// Everything that can go wrong in the orchestration layer; each variant names the file,
 /// line or argument at fault.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DistilDpError {
     /// A model, tokenizer or checkpoint error.
     #[error(transparent)]
@@ -20,6 +21,18 @@ pub enum DistilDpError {
     /// A DP training error (budget, sampling, clipping, checkpoint).
     #[error(transparent)]
     Dp(#[from] dp_optim::DpOptimError),
+    /// A file written through `train_kit::files` (atomic files and directories) failed.
+    #[error(transparent)]
+    Files(#[from] train_kit::TrainKitError),
+    /// A model or optimiser checkpoint could not be written or read.
+    #[error("checkpoint {path}: {source}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// burn's recorder error (or another cause), kept as the source.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Reading a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -101,6 +114,13 @@ pub enum DistilDpError {
         /// What failed when a one-element tensor was computed on it.
         reason: String,
     },
+}
+
+impl From<train_kit::ShardError> for DistilDpError {
+    /// A shard of a sharded generation: the error names `shard.count` / `shard.index`.
+    fn from(e: train_kit::ShardError) -> Self {
+        Self::Generation(e.into())
+    }
 }
 
 /// What [`DistilDpError::ReleaseMismatch`] reports.

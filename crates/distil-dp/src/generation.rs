@@ -52,7 +52,7 @@ fn mark_complete(
 ) -> Result<(), DistilDpError> {
     let (_, state) = open_corpus(config, dir, total_samples(release))?;
     let json = serde_json::to_vec(&state).expect("marker serialises");
-    write_atomic(&corpus_marker(dir), &json)
+    Ok(write_atomic(&corpus_marker(dir), &json)?)
 }
 
 /// Whether a corpus in state `now` is complete: its highest index is the last sample's, or

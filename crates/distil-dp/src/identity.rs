@@ -329,7 +329,7 @@ impl IdentityPlan {
             }
         }
         let json = serde_json::to_string_pretty(&self.identity).expect("identity serialises");
-        write_atomic(&dir.identity_path(), json.as_bytes())
+        Ok(write_atomic(&dir.identity_path(), json.as_bytes())?)
     }
 }
 

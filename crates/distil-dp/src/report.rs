@@ -229,7 +229,10 @@ impl Report {
         write_atomic(&dir.root().join("report.json"), json.as_bytes())?;
         write_atomic(&dir.root().join("report.md"), self.markdown().as_bytes())?;
         let svg = crate::curves::loss_curves_svg(&dir.metrics_path())?;
-        write_atomic(&dir.root().join("loss-curves.svg"), svg.as_bytes())
+        Ok(write_atomic(
+            &dir.root().join("loss-curves.svg"),
+            svg.as_bytes(),
+        )?)
     }
 
     /// The results table (markdown).

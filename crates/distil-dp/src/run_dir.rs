@@ -14,76 +14,23 @@
 //! ```
 //!
 //! Files are written atomically (a temporary sibling, then a rename) and durably (fsync of the
-//! file and of the directory), so a kill leaves either the old or the new version. The
-//! directory is created owner-only (0700 on Unix) and this crate's files 0600.
+//! file and of the directory), so a kill leaves either the old or the new version, through
+//! `train_kit::files` (the workspace's one implementation). The directory is created
+//! owner-only (0700 on Unix) and this crate's files 0600.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use synth_gen::Shard;
 
 use crate::config::PipelineConfig;
-use crate::error::{DistilDpError, io};
+use crate::error::DistilDpError;
+use train_kit::files::create_private_dir;
+pub use train_kit::files::write_atomic;
 
 /// A run's directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {
     root: PathBuf,
-}
-
-/// Writes `contents` to `path` atomically (temporary sibling, then rename) and durably (the
-/// file and then its directory are synced, so a crash after this returns keeps the new
-/// version). The file is created owner-only (0600 on Unix). The temporary name holds the
-/// process id, so that processes sharing the run directory (the workers of a multi-process
-/// teacher writing the same config) never rename each other's file.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), DistilDpError> {
-    use std::io::Write;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".partial-{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp).map_err(io(&tmp))?;
-    file.write_all(contents).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(io(path))?;
-    sync_parent(path)
-}
-
-/// Syncs the directory holding `path` (Unix; elsewhere a no-op), making a rename durable.
-fn sync_parent(path: &Path) -> Result<(), DistilDpError> {
-    #[cfg(unix)]
-    {
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        fs::File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(io(parent))?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
-}
-
-/// Creates `dir` (and its parents) owner-only: 0700 on Unix, so nothing in a run directory
-/// (checkpoints, corpus, metrics) is readable by other users whatever its own mode.
-pub fn create_private_dir(dir: &Path) -> Result<(), DistilDpError> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(io(dir))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
-    }
-    Ok(())
 }
 
 impl RunDir {
@@ -100,7 +47,10 @@ impl RunDir {
     /// Writes `config.toml` (the configuration of the latest run, for people: what each
     /// stage depends on is in `run.json`).
     pub fn save_config(&self, config: &PipelineConfig) -> Result<(), DistilDpError> {
-        write_atomic(&self.config_path(), config.to_toml().as_bytes())
+        Ok(write_atomic(
+            &self.config_path(),
+            config.to_toml().as_bytes(),
+        )?)
     }
 
     /// `run.json`: the data fingerprint and what each stage and release depends on.

@@ -15,10 +15,10 @@ use crate::error::DpOptimError;
 use crate::ghost;
 use crate::loss::ExampleLoss;
 use crate::noise;
-use crate::parallel::SamplingKey;
 use crate::rng::DpRng;
 use crate::sampler::PoissonSampler;
-use crate::tap::NoTap;
+use crate::sampling_key::SamplingKey;
+use train_kit::NoTap;
 
 /// Which per-example clipping implementation the engine runs. Both give the same clipped
 /// sum (up to rounding); they differ in cost.

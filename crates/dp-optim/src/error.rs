@@ -3,6 +3,7 @@
 /// Everything that can go wrong in `dp-optim`; each variant names the field at fault and the
 /// allowed range.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DpOptimError {
     /// A parameter is outside its allowed range.
     #[error("invalid {field} = {value}: expected {expected}")]
@@ -51,12 +52,13 @@ pub enum DpOptimError {
         got: Vec<usize>,
     },
     /// A checkpoint could not be written or read.
-    #[error("checkpoint {path}: {message}")]
+    #[error("checkpoint {path}: {source}")]
     Checkpoint {
         /// The file or directory.
         path: std::path::PathBuf,
-        /// What went wrong.
-        message: String,
+        /// What went wrong (the I/O, record or format error).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A collective operation between data-parallel workers failed or timed out: the step
     /// it belonged to was not applied and not recorded; resume the job from its last
@@ -86,4 +88,26 @@ pub enum DpOptimError {
     /// A privacy-accounting error.
     #[error(transparent)]
     Accounting(#[from] dp_accounting::AccountingError),
+}
+
+impl From<train_kit::TrainKitError> for DpOptimError {
+    /// Invalid parameters keep their field and range; file and record errors become
+    /// [`DpOptimError::Checkpoint`] errors at their path, with the cause kept.
+    fn from(e: train_kit::TrainKitError) -> Self {
+        match e {
+            train_kit::TrainKitError::InvalidParameter {
+                field,
+                value,
+                expected,
+            } => Self::InvalidParameter {
+                field,
+                value,
+                expected,
+            },
+            other => Self::Checkpoint {
+                path: other.path().map(|p| p.to_path_buf()).unwrap_or_default(),
+                source: Box::new(other),
+            },
+        }
+    }
 }

@@ -42,7 +42,8 @@ use burn::tensor::{Bool, Int, Tensor};
 
 use crate::clip::{ClippedSum, Clipping, check_norm, clip_factors};
 use crate::error::DpOptimError;
-use crate::tap::{LayerTap, flat_linear, fused_layer_norm, matmul_transposed};
+use train_kit::initialise_params;
+use train_kit::tap::{LayerTap, flat_linear, fused_layer_norm, matmul_transposed};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
 
@@ -449,20 +450,6 @@ fn weighted<IB: Backend>(
             }
         }
     }
-}
-
-/// Initialises every lazily initialised parameter of `model` in place. burn's parameters may
-/// be lazy (created on first use), and each *clone* of a still-lazy parameter initialises
-/// itself independently, with different random values: a frozen copy or a saved clone
-/// would then not be the caller's model.
-pub fn initialise_params<B: Backend, M: burn::module::Module<B>>(model: &M) {
-    struct Touch;
-    impl<B: Backend> ModuleVisitor<B> for Touch {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let _ = param.val();
-        }
-    }
-    model.visit(&mut Touch);
 }
 
 /// Float parameters of a module in visiting order: id, dotted path, shape, whether trainable.

@@ -13,8 +13,8 @@
 //! * [`ExampleLoss`]: the per-example loss both paths run.
 //! * [`PrivacyEngine`]: calibration, sampling, clipping in physical micro-batches, noise,
 //!   ledger, budget; its [`EngineState`] serialises.
-//! * [`DpTrainer`]: engine + [`DpOptimizer`] (SGD, Adam, AdamW) + [`LrSchedule`], with joint
-//!   checkpoints.
+//! * [`DpTrainer`]: engine + [`DynOptimizer`] (SGD, Adam, AdamW, from `train-kit`) +
+//!   [`LrSchedule`], with joint checkpoints.
 //! * [`parallel`]: data-parallel DP-SGD over devices, processes and machines
 //!   ([`DataParallelTrainer`] on `burn-collective`), with one ledger and one checkpoint.
 //!
@@ -61,8 +61,6 @@
 //! }
 //! ```
 
-pub mod atomic_dir;
-mod autodiff_guard;
 pub mod clip;
 pub mod engine;
 mod error;
@@ -70,28 +68,27 @@ pub mod ghost;
 mod loss;
 pub mod mechanisms;
 pub mod noise;
-mod optimizer;
 pub mod parallel;
 mod rng;
 mod sampler;
-mod schedule;
-pub mod tap;
+mod sampling_key;
 mod trainer;
 
-pub use autodiff_guard::{AutodiffGuard, autodiff_guard};
 pub use clip::{ClippedSum, Clipping, clipped_sum, clipped_sum_per_parameter, privatize};
 pub use engine::{ClippingPath, EngineConfig, EngineState, PrivacyEngine};
 pub use error::DpOptimError;
-pub use ghost::{GhostTape, initialise_params};
+pub use ghost::GhostTape;
 pub use loss::{ExampleLoss, PerExample};
-pub use optimizer::{DpOptimizer, OptimizerConfig};
-pub use parallel::{
-    BurnCollective, Collective, DataParallelTrainer, SamplingKey, Shard, Solo, TcpCollective,
-};
+pub use parallel::{BurnCollective, Collective, DataParallelTrainer, Solo, TcpCollective};
 pub use rng::DpRng;
 pub use sampler::PoissonSampler;
-pub use schedule::LrSchedule;
-pub use tap::{LayerTap, NoTap};
+pub use sampling_key::SamplingKey;
+/// The non-private training kit this crate builds on (layer tap, autodiff guard, optimisers,
+/// schedules, shards, atomic files), re-exported so a DP user needs one dependency.
+pub use train_kit::{
+    self, AutodiffGuard, DynOptimizer, LayerTap, LrSchedule, NoTap, OptimizerConfig, Shard,
+    autodiff_guard, files, initialise_params, tap,
+};
 pub use trainer::{
     CHECKPOINT_FORMAT, CHECKPOINT_SECRETS_FILE, DpTrainer, Failed, TrainerConfig, checkpoint_exists,
 };

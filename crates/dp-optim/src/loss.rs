@@ -3,7 +3,7 @@
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::tap::LayerTap;
+use train_kit::LayerTap;
 
 /// A loss that can be evaluated per example, through a [`LayerTap`].
 ///

@@ -8,15 +8,14 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use dp_accounting::PrivacyLedger;
 use serde::{Deserialize, Serialize};
+use train_kit::files::{readable_dir, replace_dir, write_private};
+use train_kit::{DynOptimizer, LrSchedule, OptimizerConfig, recorder};
 
-use crate::atomic_dir::{readable_dir, replace_dir, write_private};
 use crate::engine::{ClippingPath, EngineConfig, EngineState, PrivacyEngine};
 use crate::error::DpOptimError;
 use crate::loss::ExampleLoss;
-use crate::optimizer::{DpOptimizer, OptimizerConfig, recorder};
-use crate::parallel::SamplingKey;
 use crate::rng::DpRng;
-use crate::schedule::LrSchedule;
+use crate::sampling_key::SamplingKey;
 
 /// Format tag of [`DpTrainer`] checkpoints. Version 2 keeps the random stream and the
 /// sampling key out of `trainer.json`, in [`CHECKPOINT_SECRETS_FILE`]; checkpoints of
@@ -90,10 +89,15 @@ struct Format {
     format: String,
 }
 
-fn checkpoint_error(path: &Path, message: impl std::fmt::Display) -> DpOptimError {
+/// A checkpoint error at `path` whose cause is `source` (an error, kept as the source, or a
+/// message).
+fn checkpoint_error(
+    path: &Path,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> DpOptimError {
     DpOptimError::Checkpoint {
         path: path.to_path_buf(),
-        message: message.to_string(),
+        source: source.into(),
     }
 }
 
@@ -129,7 +133,7 @@ impl<M: std::fmt::Debug> std::error::Error for Failed<M> {
 /// private updates).
 pub struct DpTrainer<B: AutodiffBackend, M: AutodiffModule<B>> {
     engine: PrivacyEngine,
-    optimizer: DpOptimizer<M, B>,
+    optimizer: DynOptimizer<M, B>,
     optimizer_config: OptimizerConfig,
     schedule: LrSchedule,
 }
@@ -217,7 +221,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> DpTrainer<B, M> {
     /// Writes `model`, the optimiser state and the engine state (ledger, step count, random
     /// stream position) to the directory `dir`, atomically: the new checkpoint replaces the
     /// old one only once complete (a crash leaves the previous one readable); every file is
-    /// flushed to disk, then the directory (see [`crate::atomic_dir::replace_dir`]).
+    /// flushed to disk, then the directory (see [`train_kit::files::replace_dir`]).
     ///
     /// Layout: `model.bin`, `optimizer.bin`, `trainer.json` (configuration, σ, step counts,
     /// ledger, resolved clipping path: nothing secret) and, while the run is unfinished,
@@ -234,9 +238,9 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> DpTrainer<B, M> {
     pub fn save_checkpoint(&self, model: &M, dir: &Path) -> Result<(), DpOptimError> {
         let engine = self.engine.state();
         let finished = engine.steps_taken >= engine.planned_steps;
-        replace_dir(dir, |partial| {
+        replace_dir(dir, |partial| -> Result<(), DpOptimError> {
             let model_path = partial.join(MODEL_FILE);
-            crate::ghost::initialise_params(model);
+            crate::initialise_params(model);
             model
                 .clone()
                 .save_file(&model_path, &recorder())
@@ -271,7 +275,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> DpTrainer<B, M> {
             let json =
                 serde_json::to_vec_pretty(&state).map_err(|e| checkpoint_error(&state_path, e))?;
             // written last: its presence marks a complete checkpoint
-            write_private(&state_path, &json)
+            Ok(write_private(&state_path, &json)?)
         })
     }
 
@@ -335,7 +339,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> DpTrainer<B, M> {
             .load_file(&model_path, &recorder(), device)
             .map_err(|e| DpOptimError::Checkpoint {
                 path: model_path,
-                message: e.to_string(),
+                source: Box::new(e),
             })?;
         let optimizer = state
             .optimizer

@@ -3,6 +3,7 @@
 /// Everything that can go wrong in `synth-gen`; each variant names the field at fault and the
 /// allowed range.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SynthGenError {
     /// A parameter is outside its allowed range.
     #[error("invalid {field} = {value}: expected {expected}")]
@@ -15,12 +16,13 @@ pub enum SynthGenError {
         expected: String,
     },
     /// The output file could not be read or written.
-    #[error("{path}: {message}")]
+    #[error("{path}: {source}")]
     Io {
         /// The file.
         path: std::path::PathBuf,
-        /// What went wrong.
-        message: String,
+        /// What went wrong: the I/O error, kept as the source, or a message.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A shard file cannot be merged: missing, unfinished, or not what its shard should
     /// hold.
@@ -44,5 +46,38 @@ pub(crate) fn invalid(
         field,
         value: value.to_string(),
         expected: expected.to_string(),
+    }
+}
+
+impl From<train_kit::ShardError> for SynthGenError {
+    /// Names the field of a sharded run: `shard.count`, `shard.index` or `shard`.
+    fn from(e: train_kit::ShardError) -> Self {
+        match e {
+            train_kit::ShardError::NoShards => invalid("shard.count", 0, "an integer >= 1"),
+            train_kit::ShardError::IndexOutOfRange { index, count } => invalid(
+                "shard.index",
+                index,
+                format!(
+                    "an integer in 0..={} (zero-based, below shard.count = {count})",
+                    count - 1
+                ),
+            ),
+            train_kit::ShardError::Syntax(text) => invalid(
+                "shard",
+                text,
+                "I/N: shard I (zero-based) of N shards, e.g. 0/4",
+            ),
+            other => invalid("shard", other, "a valid shard"),
+        }
+    }
+}
+
+impl From<train_kit::TrainKitError> for SynthGenError {
+    /// A file written through `train_kit::files`: the path at fault, the cause kept.
+    fn from(e: train_kit::TrainKitError) -> Self {
+        Self::Io {
+            path: e.path().map(|p| p.to_path_buf()).unwrap_or_default(),
+            source: Box::new(e),
+        }
     }
 }

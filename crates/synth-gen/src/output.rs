@@ -43,10 +43,14 @@ pub struct JsonlSink {
     written: u64,
 }
 
-pub(crate) fn io(path: &Path, e: impl std::fmt::Display) -> SynthGenError {
+/// An I/O error at `path` whose cause is `source` (the error, kept, or a message).
+pub(crate) fn io(
+    path: &Path,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> SynthGenError {
     SynthGenError::Io {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: source.into(),
     }
 }
 

@@ -1,96 +1,19 @@
 //! Sharded generation: shard `I` of `N` generates the contiguous sample indices
 //! `[T·I/N, T·(I+1)/N)` of a `T`-sample run (sample `i` always from stream `i` of the seed),
 //! and [`merge_shards`] joins the shard files into the corpus one unsharded run writes.
+//! [`Shard`] is `train_kit`'s (the workspace's one shard arithmetic); its errors become
+//! [`SynthGenError::InvalidParameter`]s naming `shard.count` / `shard.index`.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+pub use train_kit::Shard;
 
 use crate::error::{SynthGenError, invalid};
 use crate::output::{io, parse_line};
-
-/// Shard `index` of `count` (zero-based): the contiguous sample indices
-/// `[total·index/count, total·(index+1)/count)` of a run of `total` samples (exact integer
-/// arithmetic), so the `count` shards partition `0..total` in order and differ in size by at
-/// most one sample. Construct it with [`Shard::new`] or parse `"I/N"`; an invalid shard
-/// cannot exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Shard {
-    index: u64,
-    count: u64,
-}
-
-impl Shard {
-    /// The whole run as one shard (`0/1`).
-    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
-
-    /// Shard `index` of `count`. Errors name the field and its allowed range:
-    /// `shard.count` must be at least 1 and `shard.index` below `shard.count`.
-    pub fn new(index: u64, count: u64) -> Result<Self, SynthGenError> {
-        if count == 0 {
-            return Err(invalid("shard.count", 0, "an integer >= 1"));
-        }
-        if index >= count {
-            return Err(invalid(
-                "shard.index",
-                index,
-                format!(
-                    "an integer in 0..={} (zero-based, below shard.count = {count})",
-                    count - 1
-                ),
-            ));
-        }
-        Ok(Self { index, count })
-    }
-
-    /// The shard's position, zero-based.
-    pub fn index(self) -> u64 {
-        self.index
-    }
-
-    /// How many shards the run is split into.
-    pub fn count(self) -> u64 {
-        self.count
-    }
-
-    /// The sample indices of this shard in a run of `total` samples.
-    pub fn range(self, total: u64) -> Range<u64> {
-        // total·i/count <= total, so the quotient fits u64; the product needs u128
-        let at = |i: u64| (u128::from(total) * u128::from(i) / u128::from(self.count)) as u64;
-        at(self.index)..at(self.index + 1)
-    }
-}
-
-impl fmt::Display for Shard {
-    /// `I/N`, the form [`Shard::from_str`] parses.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-impl FromStr for Shard {
-    type Err = SynthGenError;
-
-    /// Parses `I/N` (zero-based `I`), e.g. `0/4` … `3/4`; then validates as [`Shard::new`].
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let expected = "I/N: shard I (zero-based) of N shards, e.g. 0/4";
-        let number = |part: &str| {
-            part.trim()
-                .parse::<u64>()
-                .map_err(|_| invalid("shard", s, expected))
-        };
-        let (index, count) = s
-            .split_once('/')
-            .ok_or_else(|| invalid("shard", s, expected))?;
-        Self::new(number(index)?, number(count)?)
-    }
-}
 
 /// The completion marker of a shard file: the file's path with `.done` appended. It is
 /// written (atomically) once the shard's last sample has been generated, so a merge can tell
@@ -120,26 +43,23 @@ struct Completion {
     written: u64,
 }
 
-/// `path`, written through a temporary sibling renamed over it (a kill leaves either the old
-/// or the new file, never a part).
+/// `path`, written through `train_kit`'s atomic writer (a kill leaves either the old or the
+/// new file, never a part), buffered.
 fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<File>) -> Result<(), SynthGenError>,
 ) -> Result<(), SynthGenError> {
-    let tmp = with_suffix(path, ".partial");
-    let result = File::create(&tmp)
-        .map_err(|e| io(&tmp, e))
-        .and_then(|file| {
-            let mut out = BufWriter::new(file);
-            write(&mut out)?;
-            let file = out.into_inner().map_err(|e| io(&tmp, e.error()))?;
-            file.sync_all().map_err(|e| io(&tmp, e))
-        })
-        .and_then(|()| fs::rename(&tmp, path).map_err(|e| io(path, e)));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    train_kit::files::write_atomic_with(path, |tmp| {
+        let mut out = BufWriter::new(
+            fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(tmp)
+                .map_err(|e| io(tmp, e))?,
+        );
+        write(&mut out)?;
+        out.flush().map_err(|e| io(tmp, e))
+    })
 }
 
 /// Records that `shard_file` holds all of `shard`'s samples (`written` lines).
@@ -152,8 +72,8 @@ pub(crate) fn mark_complete(
 ) -> Result<(), SynthGenError> {
     let range = shard.range(total);
     let marker = Completion {
-        shard: shard.index,
-        count: shard.count,
+        shard: shard.index(),
+        count: shard.count(),
         total,
         start: range.start,
         end: range.end,
@@ -274,7 +194,7 @@ fn finished(path: &Path, shard: Shard, total: u64) -> Result<Completion, SynthGe
             format!("{} is not a completion marker ({e})", marker_path.display()),
         )
     })?;
-    if (marker.shard, marker.count, marker.total) != (shard.index, shard.count, total) {
+    if (marker.shard, marker.count, marker.total) != (shard.index(), shard.count(), total) {
         return Err(bad_shard(
             path,
             shard,

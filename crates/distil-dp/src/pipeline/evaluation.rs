@@ -84,6 +84,9 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
     pub(super) fn export(&self, name: &str, model: &Gpt2<B>) -> Result<(), DistilDpError> {
         let dir = self.dir.model_dir(dirs::MODELS).join(name);
         causal_lm::checkpoint::save(&model.valid(), &dir)?;
-        crate::run_dir::write_atomic(&dir.join("tokenizer.json"), self.tok.to_json()?.as_bytes())
+        Ok(crate::run_dir::write_atomic(
+            &dir.join("tokenizer.json"),
+            self.tok.to_json()?.as_bytes(),
+        )?)
     }
 }

@@ -82,7 +82,7 @@ impl<B: Backend> BurnCollective<B> {
         device: B::Device,
         register_timeout: Duration,
     ) -> Result<Self, DpOptimError> {
-        crate::parallel::Shard::new(rank, workers)?;
+        crate::parallel::worker_shard(rank, workers)?;
         let config = CollectiveConfig::default()
             .with_num_devices(workers)
             .with_local_all_reduce_strategy(AllReduceStrategy::Tree(2));

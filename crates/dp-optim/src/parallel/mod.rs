@@ -4,7 +4,7 @@
 //! * [`Collective`]: the sum over workers a step needs. [`BurnCollective`]: the threads of
 //!   one process, one per device (`burn-collective` 0.21); [`TcpCollective`]: processes
 //!   on one or several machines, meeting at worker 0's address; [`Solo`]: the group of one.
-//! * [`SamplingKey`] and [`Shard`]: every worker Poisson-samples its own contiguous shard;
+//! * [`crate::SamplingKey`] and [`Shard`] ([`worker_shard`]): every worker Poisson-samples its own contiguous shard;
 //!   a record's membership depends only on the key, the step and its index, so the union
 //!   is exactly one Poisson sample, whatever the number of workers.
 //! * [`DataParallelTrainer`]: clipped sums on every worker, noise once (worker 0), one
@@ -64,18 +64,39 @@
 
 mod collective;
 mod flat;
-mod sampling;
 mod tcp;
 mod trainer;
 
 pub use collective::{BurnCollective, Collective, DEFAULT_TIMEOUT, Solo};
-pub use sampling::{SamplingKey, Shard};
 pub use tcp::TcpCollective;
+pub use train_kit::Shard;
 pub use trainer::{DataParallelTrainer, StepStats};
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use train_kit::ShardError;
+
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
+
+use crate::error::DpOptimError;
+
+/// Worker `rank`'s shard of a job of `world` workers: it owns records
+/// `[N·rank/world, N·(rank+1)/world)` ([`Shard::indices`]). Refuses `world = 0` and
+/// `rank >= world`, naming the field.
+pub fn worker_shard(rank: usize, world: usize) -> Result<Shard, DpOptimError> {
+    Shard::new(rank as u64, world as u64).map_err(|e| match e {
+        ShardError::NoShards => DpOptimError::InvalidParameter {
+            field: "world",
+            value: "0".into(),
+            expected: "an integer >= 1 (the number of workers)",
+        },
+        _ => DpOptimError::InvalidParameter {
+            field: "rank",
+            value: rank.to_string(),
+            expected: "an integer in [0, world)",
+        },
+    })
+}
 
 /// The inner-backend device of `model`'s first float parameter (the default device for a
 /// model without one).

@@ -103,7 +103,7 @@ impl TcpCollective {
         address: &str,
         connect_timeout: Duration,
     ) -> Result<Self, DpOptimError> {
-        super::Shard::new(rank, world)?;
+        super::worker_shard(rank, world)?;
         let deadline = Instant::now() + connect_timeout;
         let links = if world == 1 {
             Vec::new()

@@ -9,10 +9,11 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::collective::Collective;
 use super::flat::{flatten_grads, flatten_params, load_params, parameter_count, unflatten_grads};
-use super::sampling::{SamplingKey, Shard};
+use super::{Shard, worker_shard};
 use crate::error::DpOptimError;
 use crate::loss::ExampleLoss;
 use crate::sampler::PoissonSampler;
+use crate::sampling_key::SamplingKey;
 use crate::trainer::{DpTrainer, Failed};
 
 /// What the last step did, the same on every worker.
@@ -172,14 +173,14 @@ where
         model: M,
         mut group: C,
     ) -> Result<(Self, M), DpOptimError> {
-        let shard = Shard::new(group.rank(), group.world())?;
+        let shard = worker_shard(group.rank(), group.world())?;
         crate::initialise_params(&model);
         let sampler = *trainer.engine().sampler();
         let (steps_taken, planned_steps) = trainer.engine().steps();
         let parameters = parameter_count::<B, M>(&model);
         let device = crate::parallel::device_of::<B, M>(&model);
         let ours = Header {
-            world: shard.count as u64,
+            world: shard.count(),
             dataset_size: sampler.dataset_size() as u64,
             sample_rate_bits: sampler.sample_rate().to_bits(),
             max_grad_norm_bits: trainer.engine().state().config.max_grad_norm.to_bits(),
@@ -188,7 +189,7 @@ where
             steps_taken,
             // (a finished run loaded from its checkpoint has no key any more, and no step
             // left to sample: the workers get zeros)
-            key: match shard.index {
+            key: match shard.index() {
                 0 => trainer
                     .engine_mut()
                     .sampling_key()
@@ -196,7 +197,7 @@ where
                 _ => [0; 32],
             },
         };
-        let sent = if shard.index == 0 {
+        let sent = if shard.index() == 0 {
             ours.encode()
         } else {
             vec![0.0; HEADER_LEN]
@@ -222,31 +223,31 @@ where
             if a != b {
                 differ.push(format!(
                     "{name}: worker 0 has {b}, worker {} has {a}",
-                    shard.index
+                    shard.index()
                 ));
             }
         }
         let vote = if differ.is_empty() { 1.0f32 } else { 0.0 };
         let votes =
             group.all_reduce_sum(Tensor::from_data(TensorData::new(vec![vote], [1]), &device))?;
-        let votes = to_vec(votes)[0] as usize;
+        let votes = to_vec(votes)[0] as u64;
         if !differ.is_empty() {
             return Err(DpOptimError::WorkerMismatch(differ.join("; ")));
         }
-        if votes != shard.count {
+        if votes != shard.count() {
             return Err(DpOptimError::WorkerMismatch(format!(
                 "{} of {} workers have a configuration different from worker 0's (see their errors)",
-                shard.count - votes,
-                shard.count
+                shard.count() - votes,
+                shard.count()
             )));
         }
-        let params = if shard.index == 0 {
+        let params = if shard.index() == 0 {
             flatten_params::<B, M>(&model)
         } else {
             Tensor::zeros([parameters], &device)
         };
         let params = group.all_reduce_sum(params)?;
-        let model = if shard.index == 0 {
+        let model = if shard.index() == 0 {
             model
         } else {
             load_params::<B, M>(model, params)
@@ -276,7 +277,7 @@ where
     /// The records this worker reads (its per-example loss is only called with these
     /// indices, which are indices into the whole dataset).
     pub fn records(&self) -> std::ops::Range<usize> {
-        self.shard.range(self.sampler.dataset_size())
+        self.shard.indices(self.sampler.dataset_size())
     }
 
     /// Worker 0's trainer holds the job's engine (σ, q, ledger, ε spent); on other workers
@@ -348,7 +349,7 @@ where
     fn try_step<L: ExampleLoss<B, M>>(&mut self, model: M, loss: &mut L) -> Result<M, Failed<M>> {
         let started = Instant::now();
         let device = crate::parallel::device_of::<B, M>(&model);
-        let lead = self.shard.index == 0;
+        let lead = self.shard.index() == 0;
         let batch = self.local_batch(self.steps_taken);
         // A worker whose part fails still takes part in the all-reduce, with a failure
         // flag, so that every worker abandons the step together instead of waiting.
@@ -467,7 +468,7 @@ where
                     .into(),
             });
         }
-        if self.shard.index != 0 {
+        if self.shard.index() != 0 {
             return Ok(false);
         }
         self.trainer.save_checkpoint(model, dir)?;

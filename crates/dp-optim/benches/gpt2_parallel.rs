@@ -8,7 +8,7 @@
 //!   one warm-up step, so process start-up is not counted.
 //!
 //! One logical step: an expected batch of 32 of 512 records of 64 tokens, fast clipping path,
-//! noise once, SGD. `cargo bench -p causal-lm --bench dp_parallel`.
+//! noise once, SGD. `cargo bench -p dp-optim --bench gpt2_parallel`.
 
 #[path = "../../../benches/support/alloc.rs"]
 mod alloc;

@@ -1,5 +1,6 @@
 //! Poisson sampling that any number of workers can split: each record's membership at a step
-//! is a function of a secret key, the step and the record's index only.
+//! is a function of a secret key, the step and the record's index only. The engine draws
+//! the key; data-parallel workers ([`crate::parallel`]) each sample their shard with it.
 
 use std::ops::Range;
 
@@ -7,7 +8,6 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::error::DpOptimError;
 use crate::rng::DpRng;
 use crate::sampler::PoissonSampler;
 
@@ -65,46 +65,10 @@ impl SamplingKey {
     }
 }
 
-/// Worker `index` of `count` owns the contiguous records `[N·index/count, N·(index+1)/count)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shard {
-    /// This worker's rank, `< count`.
-    pub index: usize,
-    /// Number of workers, `≥ 1`.
-    pub count: usize,
-}
-
-impl Shard {
-    /// Shard `index` of `count`; refuses `count = 0` and `index ≥ count`.
-    pub fn new(index: usize, count: usize) -> Result<Self, DpOptimError> {
-        if count == 0 {
-            return Err(DpOptimError::InvalidParameter {
-                field: "world",
-                value: "0".into(),
-                expected: "an integer >= 1 (the number of workers)",
-            });
-        }
-        if index >= count {
-            return Err(DpOptimError::InvalidParameter {
-                field: "rank",
-                value: index.to_string(),
-                expected: "an integer in [0, world)",
-            });
-        }
-        Ok(Self { index, count })
-    }
-
-    /// The records of a dataset of `n` this shard owns (empty when `n < count` for some
-    /// shards).
-    pub fn range(&self, n: usize) -> Range<usize> {
-        let at = |i: usize| ((n as u128 * i as u128) / self.count as u128) as usize;
-        at(self.index)..at(self.index + 1)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parallel::worker_shard;
 
     #[test]
     fn shards_partition_the_records_and_their_samples() {
@@ -117,7 +81,7 @@ mod tests {
                 let mut union = Vec::new();
                 let mut records = 0;
                 for index in 0..count {
-                    let range = Shard::new(index, count).unwrap().range(1003);
+                    let range = worker_shard(index, count).unwrap().indices(1003);
                     records += range.len();
                     union.extend(key.sample(&sampler, step, range));
                 }
@@ -148,9 +112,14 @@ mod tests {
 
     #[test]
     fn bad_shards_are_refused_by_name() {
-        assert!(Shard::new(0, 0).unwrap_err().to_string().contains("world"));
-        assert!(Shard::new(2, 2).unwrap_err().to_string().contains("rank"));
-        assert_eq!(Shard::new(1, 3).unwrap().range(2), 0..1);
-        assert_eq!(Shard::new(0, 3).unwrap().range(2), 0..0);
+        assert!(
+            worker_shard(0, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("world")
+        );
+        assert!(worker_shard(2, 2).unwrap_err().to_string().contains("rank"));
+        assert_eq!(worker_shard(1, 3).unwrap().indices(2), 0..1);
+        assert_eq!(worker_shard(0, 3).unwrap().indices(2), 0..0);
     }
 }

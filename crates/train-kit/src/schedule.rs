@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::DpOptimError;
+use crate::error::TrainKitError;
 
 /// The learning rate at each step of a run of `total` steps (the engine's planned steps).
 /// Warm-up, where present, rises linearly from `lr / warmup_steps` to `lr`.
@@ -47,21 +47,21 @@ impl Default for LrSchedule {
 
 impl LrSchedule {
     /// Checks the rates (peak > 0, final in [0, peak]).
-    pub fn validate(&self) -> Result<(), DpOptimError> {
+    pub fn validate(&self) -> Result<(), TrainKitError> {
         let (lr, low) = match *self {
             Self::Constant { lr } => (lr, 0.0),
             Self::Linear { lr, final_lr, .. } => (lr, final_lr),
             Self::Cosine { lr, min_lr, .. } => (lr, min_lr),
         };
         if !(lr > 0.0 && lr.is_finite()) {
-            return Err(DpOptimError::InvalidParameter {
+            return Err(TrainKitError::InvalidParameter {
                 field: "lr",
                 value: lr.to_string(),
                 expected: "a finite number > 0",
             });
         }
         if !(0.0..=lr).contains(&low) {
-            return Err(DpOptimError::InvalidParameter {
+            return Err(TrainKitError::InvalidParameter {
                 field: "final_lr / min_lr",
                 value: low.to_string(),
                 expected: "a number in [0, lr]",

@@ -1,5 +1,7 @@
-//! DP-SGD, DP-Adam and DP-AdamW: burn's optimisers applied to the privatised update (an
-//! optimiser only post-processes the noisy gradient, so it costs no privacy).
+//! SGD, Adam and AdamW chosen at run time: burn's optimisers behind one enum, with their
+//! state saved and restored. Used for non-private training as is, and by `dp_optim` on the
+//! privatised update (an optimiser only post-processes the noisy gradient, so it costs no
+//! privacy: DP-SGD, DP-Adam, DP-AdamW).
 
 use std::path::Path;
 
@@ -14,7 +16,7 @@ use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
-use crate::error::DpOptimError;
+use crate::error::TrainKitError;
 
 fn default_beta_1() -> f32 {
     0.9
@@ -85,9 +87,9 @@ impl Default for OptimizerConfig {
 
 impl OptimizerConfig {
     /// Checks every field's range.
-    pub fn validate(&self) -> Result<(), DpOptimError> {
+    pub fn validate(&self) -> Result<(), TrainKitError> {
         let bad = |field: &'static str, value: f64, expected: &'static str| {
-            Err(DpOptimError::InvalidParameter {
+            Err(TrainKitError::InvalidParameter {
                 field,
                 value: value.to_string(),
                 expected,
@@ -135,13 +137,13 @@ impl OptimizerConfig {
     }
 
     /// The optimiser, with fresh state.
-    pub fn init<B: AutodiffBackend, M: AutodiffModule<B>>(&self) -> DpOptimizer<M, B> {
+    pub fn init<B: AutodiffBackend, M: AutodiffModule<B>>(&self) -> DynOptimizer<M, B> {
         let decay = |w: f32| (w > 0.0).then(|| WeightDecayConfig::new(w));
         match *self {
             Self::Sgd {
                 momentum,
                 weight_decay,
-            } => DpOptimizer::Sgd(
+            } => DynOptimizer::Sgd(
                 SgdConfig::new()
                     .with_momentum((momentum > 0.0).then(|| {
                         MomentumConfig::new()
@@ -156,7 +158,7 @@ impl OptimizerConfig {
                 beta_2,
                 epsilon,
                 weight_decay,
-            } => DpOptimizer::Adam(
+            } => DynOptimizer::Adam(
                 AdamConfig::new()
                     .with_beta_1(beta_1)
                     .with_beta_2(beta_2)
@@ -169,7 +171,7 @@ impl OptimizerConfig {
                 beta_2,
                 epsilon,
                 weight_decay,
-            } => DpOptimizer::AdamW(
+            } => DynOptimizer::AdamW(
                 AdamWConfig::new()
                     .with_beta_1(beta_1)
                     .with_beta_2(beta_2)
@@ -182,7 +184,7 @@ impl OptimizerConfig {
 }
 
 /// One of burn's optimisers, chosen at run time (see [`OptimizerConfig`]).
-pub enum DpOptimizer<M: AutodiffModule<B>, B: AutodiffBackend> {
+pub enum DynOptimizer<M: AutodiffModule<B>, B: AutodiffBackend> {
     /// SGD (with optional momentum and weight decay).
     Sgd(OptimizerAdaptor<Sgd<B::InnerBackend>, M, B>),
     /// Adam.
@@ -191,30 +193,30 @@ pub enum DpOptimizer<M: AutodiffModule<B>, B: AutodiffBackend> {
     AdamW(OptimizerAdaptor<AdamW, M, B>),
 }
 
-impl<M: AutodiffModule<B>, B: AutodiffBackend> std::fmt::Debug for DpOptimizer<M, B> {
+impl<M: AutodiffModule<B>, B: AutodiffBackend> std::fmt::Debug for DynOptimizer<M, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Self::Sgd(_) => "DpOptimizer::Sgd",
-            Self::Adam(_) => "DpOptimizer::Adam",
-            Self::AdamW(_) => "DpOptimizer::AdamW",
+            Self::Sgd(_) => "DynOptimizer::Sgd",
+            Self::Adam(_) => "DynOptimizer::Adam",
+            Self::AdamW(_) => "DynOptimizer::AdamW",
         })
     }
 }
 
 /// The recorder of optimiser and model state in checkpoints (burn's binary format, `f32`).
-pub(crate) fn recorder() -> BinFileRecorder<FullPrecisionSettings> {
+pub fn recorder() -> BinFileRecorder<FullPrecisionSettings> {
     BinFileRecorder::new()
 }
 
-fn record_error(path: &Path, e: impl std::fmt::Display) -> DpOptimError {
-    DpOptimError::Checkpoint {
+fn record_error(path: &Path, source: burn::record::RecorderError) -> TrainKitError {
+    TrainKitError::Record {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     }
 }
 
-impl<M: AutodiffModule<B>, B: AutodiffBackend> DpOptimizer<M, B> {
-    /// Applies `update` (e.g. [`crate::PrivacyEngine::step`]'s) with learning rate `lr`.
+impl<M: AutodiffModule<B>, B: AutodiffBackend> DynOptimizer<M, B> {
+    /// Applies `update` (gradients, or `dp_optim`'s privatised update) with learning rate `lr`.
     pub fn step(&mut self, lr: f64, model: M, update: GradientsParams) -> M {
         match self {
             Self::Sgd(o) => o.step(lr, model, update),
@@ -225,7 +227,7 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> DpOptimizer<M, B> {
 
     /// Saves the optimiser state (moments, momentum) to `path` (burn's binary record, full
     /// precision; `.bin` is appended).
-    pub fn save(&self, path: &Path) -> Result<(), DpOptimError> {
+    pub fn save(&self, path: &Path) -> Result<(), TrainKitError> {
         let r = recorder();
         match self {
             Self::Sgd(o) => r.record(o.to_record(), path.to_path_buf()),
@@ -236,7 +238,7 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> DpOptimizer<M, B> {
     }
 
     /// Restores state saved by [`Self::save`] into an optimiser of the same kind.
-    pub fn load(self, path: &Path, device: &B::Device) -> Result<Self, DpOptimError> {
+    pub fn load(self, path: &Path, device: &B::Device) -> Result<Self, TrainKitError> {
         let r = recorder();
         let p = path.to_path_buf();
         Ok(match self {

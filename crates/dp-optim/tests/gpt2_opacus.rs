@@ -1,6 +1,7 @@
 //! DP-SGD clipping of the tiny GPT-2 fixture against Opacus: the fast path's clipped sum
 //! equals Opacus's (GradSampleModule, float64, tied embedding) at three bounds. Fixture:
-//! `scripts/peers/dp_optim_gpt2_fixture.py` → `tests/fixtures/tiny-gpt2/opacus_dp.json`.
+//! `scripts/peers/dp_optim_gpt2_fixture.py` → `tests/fixtures/opacus_gpt2.json` (the model: causal-lm's
+//! `tests/fixtures/tiny-gpt2`).
 
 use std::collections::HashMap;
 
@@ -12,9 +13,17 @@ use causal_lm::{Gpt2, hf, next_token_nll};
 use dp_optim::{Clipping, ghost};
 use serde_json::Value;
 
-mod common;
+/// Path of a file under this crate's `tests/fixtures`.
+fn fixture(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
 
-use common::fixture;
+/// The tiny GPT-2 checkpoint of causal-lm's fixtures (one copy in the workspace).
+fn tiny_gpt2() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../causal-lm/tests/fixtures/tiny-gpt2")
+}
 
 /// Dotted parameter paths (Hugging Face's names) by id.
 #[derive(Default)]
@@ -92,10 +101,9 @@ fn clipped<B: AutodiffBackend>(
 }
 
 fn check<B: AutodiffBackend>(tolerance: f64) {
-    let reference: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("tiny-gpt2/opacus_dp.json")).unwrap(),
-    )
-    .unwrap();
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("opacus_gpt2.json")).unwrap())
+            .unwrap();
     let ids: Vec<Vec<i64>> = reference["ids"]
         .as_array()
         .unwrap()
@@ -108,7 +116,7 @@ fn check<B: AutodiffBackend>(tolerance: f64) {
                 .collect()
         })
         .collect();
-    let model = hf::load::<B>(fixture("tiny-gpt2"), &Default::default()).unwrap();
+    let model = hf::load::<B>(tiny_gpt2(), &Default::default()).unwrap();
     for case in reference["cases"].as_array().unwrap() {
         let c = case["max_grad_norm"].as_f64().unwrap();
         let ours = clipped(&model, &ids, c);

@@ -2,10 +2,11 @@
 //! fast clipping path can see each layer's input and output gradient.
 //!
 //! A model written against [`LayerTap`] runs unchanged with [`NoTap`] (each method is the
-//! layer's plain forward) and records what ghost clipping needs with
-//! [`crate::ghost::GhostTape`]. Only the four operations below are tapped; a parameter the
-//! model uses any other way is invisible to the fast path, which then refuses to run (see
-//! [`crate::DpOptimError::UntappedParameter`]) instead of returning a wrong clipped sum.
+//! layer's plain forward) and records what ghost clipping needs with `dp_optim`'s
+//! `GhostTape`. Only the four operations below are tapped; a parameter the model uses any
+//! other way is invisible to the fast path, which then refuses to run (`dp_optim`'s
+//! `DpOptimError::UntappedParameter`) instead of returning a wrong clipped sum. The trait
+//! lives here, below both the models and the DP crates, so a model crate needs no DP crate.
 
 use burn::module::Param;
 use burn::nn::{Embedding, LayerNorm, Linear};
@@ -50,7 +51,7 @@ pub struct NoTap;
 /// `layer.forward(x)` as one fused node ([`fused_ops::layer_norm`]): the same values, one
 /// multi-threaded pass each way on burn-flex where burn composes nine operations forward.
 /// `epsilon` must be the layer's own (burn keeps it private; the model's config holds it).
-pub(crate) fn fused_layer_norm<B: Backend, const D: usize>(
+pub fn fused_layer_norm<B: Backend, const D: usize>(
     layer: &LayerNorm<B>,
     epsilon: f64,
     x: Tensor<B, D>,
@@ -64,7 +65,7 @@ pub(crate) fn fused_layer_norm<B: Backend, const D: usize>(
 }
 
 /// `x·Wᵀ` for `x` of any rank ≥ 2 and `W`: `[d_out, d_in]`.
-pub(crate) fn matmul_transposed<B: Backend, const D: usize>(
+pub fn matmul_transposed<B: Backend, const D: usize>(
     x: Tensor<B, D>,
     weight: Tensor<B, 2>,
 ) -> Tensor<B, D> {
@@ -83,10 +84,7 @@ pub(crate) fn matmul_transposed<B: Backend, const D: usize>(
 /// 0.21's backward of a Linear on a `[batch, seq, d_in]` input forms the weight gradient as
 /// `batch` separate `[d_in, d_out]` products and then sums them (a transposed copy of `x`
 /// and `batch` times the gradient's memory); on `[batch·seq, d_in]` it is one product.
-pub(crate) fn flat_linear<B: Backend, const D: usize>(
-    layer: &Linear<B>,
-    x: Tensor<B, D>,
-) -> Tensor<B, D> {
+pub fn flat_linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
     if D <= 2 {
         return layer.forward(x);
     }

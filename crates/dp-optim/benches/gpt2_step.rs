@@ -13,7 +13,7 @@
 //! and batch, then the peak resident memory (Linux `VmHWM`, reset through
 //! `/proc/self/clear_refs`) during one step; written to `target/dp-step-memory.json`.
 //!
-//! `cargo bench -p causal-lm --bench dp_step` (a filter such as `tiny` runs a subset; set
+//! `cargo bench -p dp-optim --bench gpt2_step` (a filter such as `tiny` runs a subset; set
 //! `DP_STEP_GENERIC_GPT2=1` to include the slow generic path on gpt2).
 //!
 //! `DP_STEP_PAIRED=N` replaces criterion by a paired design for the ratios: N rounds, each
