@@ -22,8 +22,11 @@ use std::time::Duration;
 use burn::backend::{Autodiff, Flex};
 use causal_lm::{Gpt2, Gpt2Config, Tokenizer, TokenizerTrainer};
 use distil_dp::blocks::TokenBlocks;
-use dp_optim::parallel::{BurnCollective, Collective, DataParallelTrainer, TcpCollective};
-use dp_optim::{DpRng, DpTrainer, EngineConfig, LrSchedule, OptimizerConfig, TrainerConfig};
+use dp_optim::parallel::TcpCollective;
+use dp_optim::{
+    DpRng, DpTrainer, DriveConfig, EngineConfig, LrSchedule, OptimizerConfig, TrainerConfig,
+    Workers, drive,
+};
 
 /// mimalloc keeps freed pages for reuse: glibc's malloc hands each training step's large
 /// buffers back to the kernel and faults them in again (`docs/benchmarks.md`).
@@ -63,14 +66,15 @@ fn config(records: usize) -> TrainerConfig {
     }
 }
 
-/// One worker's whole job; worker 0 resumes from and writes the checkpoint.
-fn worker<C: Collective<Flex>>(
-    group: C,
+/// This process's part of the job (`workers`: its threads, or its place among processes),
+/// run by dp-optim's driver; worker 0 resumes from and writes the checkpoint.
+fn run(
+    workers: Workers<B, TcpCollective>,
+    rank: usize,
+    world: usize,
     tokenizer: &Tokenizer,
     texts: &[String],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let rank = group.rank();
-    let world = group.world();
     let device = Default::default();
     let mut model_config = Gpt2Config::new(tokenizer.vocab_size(), BLOCK, 64, 2, 4);
     model_config.eos_token_id = Some(tokenizer.eos_id());
@@ -84,31 +88,33 @@ fn worker<C: Collective<Flex>>(
             fresh,
         )
     };
-    let (mut job, mut model) = DataParallelTrainer::start(trainer, model, group)?;
     let mut records = TokenBlocks::<B>::new(tokenizer, texts, BLOCK, &device)?;
-    let records_here = job.records();
-    println!(
-        "worker {rank}/{world}: records {}..{}, step {} of {}",
-        records_here.start,
-        records_here.end,
-        job.steps().0,
-        job.steps().1
-    );
-    while job.can_step() {
-        model = job.step(model, &mut records).map_err(|f| f.error)?;
-        let (taken, planned) = job.steps();
-        if taken % 5 == 0 || taken == planned {
-            job.save_checkpoint(&model, checkpoint)?;
-        }
-        if rank == 0 {
-            // the realised batch size, the clipped count and the step's time are not
-            // printed: they come from the private Poisson sample, without noise
-            let e = job.trainer().engine();
-            println!("step {taken}/{planned}: ε spent {:.3}", e.epsilon_spent()?);
-        }
-    }
+    let (taken, planned) = trainer.engine().steps();
+    println!("worker {rank}/{world}: step {taken} of {planned}");
+    let config = DriveConfig {
+        checkpoint_dir: (rank == 0).then(|| checkpoint.to_path_buf()),
+        checkpoint_every: 5,
+        limit: None,
+        timeout: Duration::from_secs(120),
+    };
+    // the realised batch size, the clipped count and the step's time are not printed: they
+    // come from the private Poisson sample, without noise
+    let driven = drive(
+        trainer,
+        model,
+        &mut records,
+        workers,
+        &config,
+        &mut |e| match e.checkpoint {
+            Some(at) => println!(
+                "step {}/{} (checkpoint): ε spent {:.3}",
+                e.taken, e.planned, at.epsilon
+            ),
+            None => println!("step {}/{}", e.taken, e.planned),
+        },
+    )?;
     if rank == 0 {
-        let engine = job.trainer().engine();
+        let engine = driven.trainer.engine();
         println!(
             "done: σ = {:.3}, q = {:.4}, ε = {:.3} at δ = {:.1e} (one ledger for all {world} workers)",
             engine.noise_multiplier(),
@@ -127,38 +133,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into_iter()
         .map(|r| r.text)
         .collect();
-    let timeout = Duration::from_secs(120);
     if let Some(n) = arg("--threads") {
         let workers: usize = n.parse()?;
-        let errors: Vec<String> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|rank| {
-                    let (tokenizer, texts) = (&tokenizer, &texts);
-                    scope.spawn(move || -> Result<(), String> {
-                        let group = BurnCollective::<Flex>::register(
-                            rank,
-                            workers,
-                            Default::default(),
-                            timeout,
-                        )
-                        .map_err(|e| e.to_string())?;
-                        worker(group, tokenizer, texts).map_err(|e| e.to_string())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .filter_map(|h| h.join().unwrap().err())
-                .collect()
-        });
-        if let Some(e) = errors.first() {
-            return Err(e.clone().into());
-        }
-        return Ok(());
+        // one thread per device (the CPU for each on a CPU backend)
+        let devices = vec![Default::default(); workers];
+        return run(Workers::Threads(devices), 0, workers, &tokenizer, &texts);
     }
     let rank: usize = arg("--rank").unwrap_or_else(|| "0".into()).parse()?;
     let world: usize = arg("--world").unwrap_or_else(|| "1".into()).parse()?;
     let address = arg("--address").unwrap_or_else(|| "127.0.0.1:29500".into());
-    let group = TcpCollective::connect(rank, world, &address, timeout)?;
-    worker(group, &tokenizer, &texts)
+    let group = TcpCollective::connect(rank, world, &address, Duration::from_secs(120))?;
+    run(Workers::Processes(group), rank, world, &tokenizer, &texts)
 }

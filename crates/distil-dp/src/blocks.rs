@@ -85,8 +85,10 @@ impl<B: AutodiffBackend> crate::dp_train::PrivateExamples<B> for TokenBlocks<B> 
     fn records(&self) -> usize {
         self.len()
     }
+}
 
-    fn replica(&self, device: &B::Device) -> Option<Self> {
+impl<B: AutodiffBackend> dp_optim::Replicate<B> for TokenBlocks<B> {
+    fn replicate(&self, device: &B::Device) -> Option<Self> {
         Some(Self {
             device: device.clone(),
             ..self.clone()
@@ -131,8 +133,10 @@ impl<B: AutodiffBackend> crate::dp_train::PrivateExamples<B> for KdBlocks<'_, B>
     fn records(&self) -> usize {
         self.blocks.len()
     }
+}
 
-    fn replica(&self, device: &B::Device) -> Option<Self> {
+impl<B: AutodiffBackend> dp_optim::Replicate<B> for KdBlocks<'_, B> {
+    fn replicate(&self, device: &B::Device) -> Option<Self> {
         let inner = crate::backend::inner_device::<B>(device);
         let teacher = if self.teacher.devices().contains(&inner) {
             self.teacher.clone() // the same device: the same teacher (a borrow stays one)
@@ -140,7 +144,7 @@ impl<B: AutodiffBackend> crate::dp_train::PrivateExamples<B> for KdBlocks<'_, B>
             std::borrow::Cow::Owned(self.teacher.as_ref().clone().fork(&inner))
         };
         Some(Self {
-            blocks: crate::dp_train::PrivateExamples::replica(&self.blocks, device)?,
+            blocks: dp_optim::Replicate::replicate(&self.blocks, device)?,
             teacher,
             loss: self.loss.clone(),
         })

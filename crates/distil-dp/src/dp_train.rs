@@ -8,14 +8,15 @@ use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use causal_lm::{Gpt2, Gpt2Config};
 use dp_accounting::PrivacyLedger;
-use dp_optim::parallel::TcpCollective;
-use dp_optim::{DpRng, DpTrainer, EngineConfig, ExampleLoss, PrivacyEngine, TrainerConfig};
+use dp_optim::parallel::{DEFAULT_TIMEOUT, Solo, TcpCollective};
+use dp_optim::{
+    DpRng, DpTrainer, DriveConfig, EngineConfig, ExampleLoss, PrivacyEngine, Replicate, StepEvent,
+    TrainerConfig, Workers, drive,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, TeacherConfig};
 use crate::error::{DistilDpError, Mismatch};
-
-mod parallel;
 
 /// What one call achieved.
 #[derive(Debug)]
@@ -86,21 +87,10 @@ pub struct DpSummary {
     pub insecure: bool,
 }
 
-/// The summary of `trainer`'s run, its own steps labelled `label` after the `prior` entries.
-fn summary(
-    trainer: &PrivacyEngine,
-    delta: f64,
-    prior: usize,
-    label: &str,
-) -> Result<DpSummary, DistilDpError> {
+/// The summary of `trainer`'s run (its ledger as the engine recorded it: prior releases,
+/// then this training's steps under its label, [`EngineConfig::ledger_label`]).
+fn summary(trainer: &PrivacyEngine, delta: f64) -> Result<DpSummary, DistilDpError> {
     let state = trainer.state();
-    let mut ledger = PrivacyLedger::new();
-    for (i, e) in state.ledger.entries().iter().enumerate() {
-        let l = if i < prior { e.label.as_str() } else { label };
-        ledger
-            .record(l, e.event.clone())
-            .map_err(dp_optim::DpOptimError::from)?;
-    }
     Ok(DpSummary {
         noise_multiplier: state.noise_multiplier,
         sample_rate: trainer.sample_rate(),
@@ -112,25 +102,17 @@ fn summary(
         epsilon: trainer.epsilon_spent()?,
         delta,
         accountant: state.config.accountant,
-        ledger,
+        ledger: state.ledger.clone(),
         insecure: trainer.is_insecure(),
     })
 }
 
-/// A per-example loss over a known number of records (what DP-SGD samples from).
-pub trait PrivateExamples<B: AutodiffBackend>: ExampleLoss<B, Gpt2<B>> {
+/// A per-example loss over a known number of records (what DP-SGD samples from), which the
+/// driver can replicate onto another device for a data-parallel worker thread
+/// ([`Replicate`]; `None` there: the training runs on one worker).
+pub trait PrivateExamples<B: AutodiffBackend>: ExampleLoss<B, Gpt2<B>> + Replicate<B> {
     /// Number of records.
     fn records(&self) -> usize;
-
-    /// The same records and loss on `device`, for another data-parallel worker; `None`
-    /// when this loss cannot be replicated (the training then runs on one worker).
-    fn replica(&self, device: &B::Device) -> Option<Self>
-    where
-        Self: Sized,
-    {
-        let _ = device;
-        None
-    }
 }
 
 /// Settings of one DP-SGD training.
@@ -221,6 +203,7 @@ fn trainer_config(training: &DpTraining<'_>, records: usize) -> TrainerConfig {
     engine.clipping_path = s.clipping_path;
     engine.physical_batch_size = s.physical_batch_size;
     engine.dataset_id = training.dataset.map(str::to_string);
+    engine.ledger_label = training.label.to_string();
     TrainerConfig {
         engine,
         optimizer: s.optimizer.clone(),
@@ -242,13 +225,14 @@ pub fn plan(
     config.optimizer.validate()?;
     config.schedule.validate()?;
     // a throwaway stream: nothing is sampled or drawn
+    let label = config.engine.ledger_label.clone();
     let engine = PrivacyEngine::after(config.engine, DpRng::secure()?, prior.clone())?;
     let (_, planned) = engine.steps();
     let mut ledger = prior;
     if planned > 0 {
         ledger
             .record(
-                dp_optim::engine::LEDGER_LABEL,
+                &label,
                 dp_accounting::DpEvent::poisson_sampled_gaussian(
                     engine.sample_rate(),
                     engine.noise_multiplier(),
@@ -280,7 +264,7 @@ pub struct PlannedTraining {
 /// it, takes part in every remaining step on its shard of `data`, and returns the steps it
 /// took part in. It keeps nothing: worker 0 holds the ledger and writes the checkpoint, and
 /// sends this worker its parameters, step count and sampling key at the start.
-pub fn follow<B: AutodiffBackend, L: PrivateExamples<B>>(
+pub fn follow<B: AutodiffBackend, L: PrivateExamples<B> + Send>(
     training: &DpTraining<'_>,
     processes: &Processes,
     model: Gpt2<B>,
@@ -302,7 +286,15 @@ pub fn follow<B: AutodiffBackend, L: PrivateExamples<B>>(
     )?
     .with_timeout(processes.timeout)?;
     let trainer = DpTrainer::new(trainer_config(training, data.records()), DpRng::secure()?)?;
-    Ok(parallel::follow(trainer, model, data, group, None)?.0)
+    let driven = drive(
+        trainer,
+        model,
+        data,
+        Workers::Processes(group),
+        &DriveConfig::default(),
+        &mut |_| {},
+    )?;
+    Ok(driven.taken)
 }
 
 /// Trains `model` with DP-SGD on `data` until the planned steps are taken, resuming from the
@@ -313,8 +305,8 @@ pub fn follow<B: AutodiffBackend, L: PrivateExamples<B>>(
 /// (`Some(0)`: only load, e.g. to ask whether a training is complete).
 ///
 /// With `training.workers > 1` and a loss that can be replicated
-/// ([`PrivateExamples::replica`]), the steps run data-parallel on that many threads, one per
-/// device (`dp_optim::DataParallelTrainer`: the same ε and the same kind of update, one
+/// ([`Replicate::replicate`]), the steps run data-parallel on that many threads, one per
+/// device (`dp_optim::drive` with `DataParallelTrainer`: the same ε and the same kind of update, one
 /// ledger and checkpoint); otherwise on this thread.
 ///
 /// `log` receives one line of JSON per step (`steps`, `planned_steps`, `workers`; no time,
@@ -331,8 +323,7 @@ pub fn train<B: AutodiffBackend, L: PrivateExamples<B> + Send>(
     log: &mut dyn FnMut(serde_json::Value),
 ) -> Result<(Progress<Gpt2<B>>, DpSummary), DistilDpError> {
     let device = model.devices().into_iter().next().unwrap_or_default();
-    let prior_entries = prior.entries().len();
-    let (mut trainer, mut model) = if dp_optim::checkpoint_exists(dir) {
+    let (trainer, model) = if dp_optim::checkpoint_exists(dir) {
         let (trainer, model) = DpTrainer::<B, Gpt2<B>>::load_checkpoint(dir, model, &device)?;
         let saved = trainer.config().engine.dataset_id;
         if training.dataset.is_some() && saved.as_deref() != training.dataset {
@@ -369,81 +360,52 @@ pub fn train<B: AutodiffBackend, L: PrivateExamples<B> + Send>(
         }
         _ => None,
     };
-    let replicas: Vec<L> =
-        if processes.is_none() && training.workers > 1 && trainer.can_step() && limit != Some(0) {
-            (1..training.workers)
-                .map(|k| data.replica(&crate::backend::nth_device::<B>(k)))
-                .collect::<Option<Vec<L>>>()
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-    let workers = processes.map_or(replicas.len() + 1, |p| p.world);
-    let every = training.checkpoint_every.max(1);
-    let is_checkpoint = |taken: u64, planned: u64| taken.is_multiple_of(every) || taken == planned;
-    let mut report = |engine: &PrivacyEngine, checkpointed: bool| {
-        let (taken, planned) = engine.steps();
+    let drive_config = DriveConfig {
+        checkpoint_dir: Some(dir.to_path_buf()),
+        checkpoint_every: training.checkpoint_every,
+        limit,
+        timeout: DEFAULT_TIMEOUT,
+    };
+    let mut report = |event: &StepEvent| {
         // no time or realised batch size: both depend on the private Poisson samples
         let mut line = serde_json::json!({
-            "steps": taken,
-            "planned_steps": planned,
-            "workers": workers,
+            "steps": event.taken,
+            "planned_steps": event.planned,
+            "workers": event.workers,
         });
-        if checkpointed {
+        if let Some(at) = event.checkpoint {
             line["checkpoint"] = true.into();
-            line["epsilon"] = engine.epsilon_spent()?.into();
-            line["noise_multiplier"] = engine.noise_multiplier().into();
+            line["epsilon"] = at.epsilon.into();
+            line["noise_multiplier"] = at.noise_multiplier.into();
         }
         log(line);
-        Ok::<(), DistilDpError>(())
     };
-    if let Some(p) = processes {
+    let driven = if let Some(p) = processes {
         // connect even when nothing is left to train: the others then learn it and stop
         let group =
             TcpCollective::connect(0, p.world, &p.address, p.timeout)?.with_timeout(p.timeout)?;
-        ((trainer, model), _) = parallel::lead(
+        drive(
             trainer,
             model,
             data,
-            group,
-            dir,
-            limit,
-            &is_checkpoint,
+            Workers::Processes(group),
+            &drive_config,
             &mut report,
-        )?;
-    } else if !replicas.is_empty() {
-        (trainer, model) = parallel::train_threads(
-            trainer,
-            model,
-            data,
-            replicas,
-            dir,
-            limit,
-            &is_checkpoint,
-            &mut report,
-        )?;
+        )?
     } else {
-        let mut taken_now = 0u64;
-        while trainer.can_step() {
-            if limit.is_some_and(|l| taken_now >= l) {
-                break;
-            }
-            model = trainer.step(model, data).map_err(|f| f.error)?;
-            taken_now += 1;
-            let (taken, planned) = trainer.engine().steps();
-            let checkpointed = is_checkpoint(taken, planned);
-            if checkpointed {
-                trainer.save_checkpoint(&model, dir)?;
-            }
-            report(trainer.engine(), checkpointed)?;
-        }
-    }
-    let done = summary(
-        trainer.engine(),
-        training.delta,
-        prior_entries,
-        training.label,
-    )?;
+        let workers = if training.workers > 1 && trainer.can_step() && limit != Some(0) {
+            Workers::Threads(
+                (0..training.workers)
+                    .map(crate::backend::nth_device::<B>)
+                    .collect(),
+            )
+        } else {
+            Workers::One
+        };
+        drive::<B, _, _, Solo>(trainer, model, data, workers, &drive_config, &mut report)?
+    };
+    let (trainer, model) = (driven.trainer, driven.model);
+    let done = summary(trainer.engine(), training.delta)?;
     let (taken, planned) = trainer.engine().steps();
     if taken < planned {
         trainer.save_checkpoint(&model, dir)?;

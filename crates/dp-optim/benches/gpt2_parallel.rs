@@ -1,8 +1,9 @@
 //! Data-parallel DP-SGD steps/s of the tiny GPT-2 preset with 1, 2 and 4 workers, for
 //! `docs/benchmarks.md` (scaling is reported against the 1-worker run of the same sitting).
 //!
-//! * `dp_parallel/threads/W`: W threads of this process ([`BurnCollective`], burn-flex);
-//!   their forward/backward passes take turns (dp-optim's autodiff guard, burn#5573).
+//! * `dp_parallel/threads/W`: W threads of this process (`BurnCollective`, burn-flex);
+//!   their forward/backward passes take turns (dp-optim's autodiff guard, burn#5573); each
+//!   sample joins the job anew and times its steps after one warm-up step.
 //! * `dp_parallel/processes/W`: W processes on loopback ([`TcpCollective`]), this binary
 //!   re-run with `DP_PARALLEL_WORKER=rank,world,port,steps`; worker 0 times its steps after
 //!   one warm-up step, so process start-up is not counted.
@@ -13,14 +14,13 @@
 #[path = "../../../benches/support/alloc.rs"]
 mod alloc;
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Int, Tensor, TensorData};
 use causal_lm::{Gpt2, Gpt2Config, next_token_nll};
 use criterion::{Criterion, Throughput};
-use dp_optim::parallel::{BurnCollective, Collective, DataParallelTrainer, TcpCollective};
+use dp_optim::parallel::{Collective, DataParallelTrainer, TcpCollective};
 use dp_optim::{
     ClippingPath, DpRng, DpTrainer, EngineConfig, ExampleLoss, LayerTap, LrSchedule,
     OptimizerConfig, TrainerConfig,
@@ -98,33 +98,21 @@ fn join<C: Collective<Flex>>(group: C) -> impl FnMut(u64) -> Duration {
     }
 }
 
-/// `workers` threads, each holding its part of the job; each iteration batch runs on all.
-fn threads(workers: usize) -> (Vec<mpsc::Sender<u64>>, mpsc::Receiver<Duration>) {
-    BurnCollective::<Flex>::reset();
-    let (done_tx, done_rx) = mpsc::channel();
-    let mut senders = Vec::new();
-    for rank in 0..workers {
-        let (tx, rx) = mpsc::channel::<u64>();
-        senders.push(tx);
-        let done = done_tx.clone();
-        std::thread::spawn(move || {
-            let group = BurnCollective::<Flex>::register(
-                rank,
-                workers,
-                Default::default(),
-                Duration::from_secs(60),
-            )
-            .unwrap();
+/// `n` steps on `workers` threads of this process (dp-optim's launcher): each joins the job
+/// and takes one warm-up step; worker 0 returns the time of the `n` steps after it, so
+/// joining is not counted (as with processes).
+fn threads(workers: usize, n: u64) -> Duration {
+    let devices = vec![Default::default(); workers];
+    let times = dp_optim::parallel::on_threads::<Flex, _, dp_optim::DpOptimError>(
+        &devices,
+        Duration::from_secs(60),
+        |_, group| {
             let mut run = join(group);
-            while let Ok(n) = rx.recv() {
-                let took = run(n);
-                if rank == 0 {
-                    done.send(took).unwrap();
-                }
-            }
-        });
-    }
-    (senders, done_rx)
+            run(1);
+            Ok(run(n))
+        },
+    );
+    times.into_iter().next().expect("worker 0").unwrap()
 }
 
 /// In a child process: one worker of a loopback job; worker 0 prints the time of the steps.
@@ -188,16 +176,9 @@ fn timings(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(20));
     group.throughput(Throughput::Elements(BATCH as u64));
     for workers in [1, 2, 4] {
-        let (senders, done) = threads(workers);
         group.bench_function(format!("threads/{workers}"), |b| {
-            b.iter_custom(|n| {
-                for s in &senders {
-                    s.send(n).unwrap();
-                }
-                done.recv().unwrap()
-            })
+            b.iter_custom(|n| threads(workers, n))
         });
-        drop(senders);
     }
     for workers in [1, 2, 4] {
         group.bench_function(format!("processes/{workers}"), |b| {

@@ -62,6 +62,7 @@
 //! ```
 
 pub mod clip;
+mod driver;
 pub mod engine;
 mod error;
 pub mod ghost;
@@ -75,6 +76,7 @@ mod sampling_key;
 mod trainer;
 
 pub use clip::{ClippedSum, Clipping, clipped_sum, clipped_sum_per_parameter, privatize};
+pub use driver::{Checkpointed, DriveConfig, Driven, Replicate, StepEvent, Workers, drive};
 pub use engine::{ClippingPath, EngineConfig, EngineState, PrivacyEngine};
 pub use error::DpOptimError;
 pub use ghost::GhostTape;

@@ -1,5 +1,8 @@
 //! Data-parallel DP-SGD: 1 worker vs 4 thread workers vs 2 processes on loopback, noise
 //! once, one ledger, a dead worker and the resumed job.
+//!
+//! Longer than ~450 lines on purpose: the thread and process scenarios share this file's
+//! worker, outcome and loopback helpers (the process test re-runs this binary as a worker).
 
 mod common;
 
@@ -153,33 +156,20 @@ fn threads(
     })
 }
 
-/// Runs `work(rank, group)` on `workers` threads of this process, each registered (after a
-/// reset of the process's collective server) as a [`BurnCollective`] worker with `timeout`;
-/// their results in rank order.
+/// Runs `work(rank, group)` on `workers` threads of this process (dp-optim's launcher, on
+/// the CPU device); a registration failure panics.
 fn on_threads<T: Send>(
     workers: usize,
     timeout: Duration,
     work: impl Fn(usize, BurnCollective<Inner>) -> T + Sync,
 ) -> Vec<T> {
-    BurnCollective::<Inner>::reset();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|rank| {
-                let work = &work;
-                scope.spawn(move || {
-                    let group = BurnCollective::<Inner>::register(
-                        rank,
-                        workers,
-                        Default::default(),
-                        timeout,
-                    )
-                    .unwrap();
-                    work(rank, group.with_timeout(timeout))
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let devices = vec![Default::default(); workers];
+    dp_optim::parallel::on_threads::<Inner, T, DpOptimError>(&devices, timeout, |rank, group| {
+        Ok(work(rank, group))
     })
+    .into_iter()
+    .map(|r| r.expect("registered"))
+    .collect()
 }
 
 fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {

@@ -3,6 +3,9 @@
 //! tolerances asked here: it rounds in f32 too, in orders that depend on the CPU's vector
 //! width (on CI's AVX-512 machine it missed exact gradients by up to 2·10⁻⁴ where the fused
 //! forms are within 10⁻⁶). LayerNorm is also compared with burn's module, as a ceiling.
+//!
+//! Longer than ~450 lines on purpose: one table of operations against one set of f64
+//! reference helpers and backends; splitting it would copy those helpers.
 
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::tensor::backend::{AutodiffBackend, Backend};

@@ -6,7 +6,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorPrimitive};
+use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use burn_collective::{
     AllReduceStrategy, CollectiveConfig, CollectiveError, PeerId, ReduceOperation,
 };
@@ -25,6 +25,9 @@ pub trait Collective<B: Backend> {
     fn world(&self) -> usize;
     /// The element-wise sum of every worker's `tensor`, returned to every worker.
     fn all_reduce_sum(&mut self, tensor: Tensor<B, 1>) -> Result<Tensor<B, 1>, DpOptimError>;
+    /// Worker 0's `bytes`, returned to every worker exactly (the other workers' `bytes` are
+    /// ignored): how headers and keys travel, never inside a float sum.
+    fn broadcast(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>, DpOptimError>;
 }
 
 /// The group of one: the sum is the tensor itself.
@@ -40,6 +43,9 @@ impl<B: Backend> Collective<B> for Solo {
     }
     fn all_reduce_sum(&mut self, tensor: Tensor<B, 1>) -> Result<Tensor<B, 1>, DpOptimError> {
         Ok(tensor)
+    }
+    fn broadcast(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>, DpOptimError> {
+        Ok(bytes)
     }
 }
 
@@ -65,6 +71,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(Debug)]
 pub struct BurnCollective<B: Backend> {
     peer: PeerId,
+    device: B::Device,
     rank: usize,
     world: usize,
     timeout: Duration,
@@ -87,11 +94,13 @@ impl<B: Backend> BurnCollective<B> {
             .with_num_devices(workers)
             .with_local_all_reduce_strategy(AllReduceStrategy::Tree(2));
         let peer = PeerId(rank as u32);
+        let registered = device.clone();
         deadline("register", register_timeout, move || {
-            burn_collective::register::<B>(peer, device, config)
+            burn_collective::register::<B>(peer, registered, config)
         })?;
         Ok(Self {
             peer,
+            device,
             rank,
             world: workers,
             timeout: DEFAULT_TIMEOUT,
@@ -145,6 +154,37 @@ impl<B: Backend> Collective<B> for BurnCollective<B> {
             burn_collective::all_reduce::<B>(peer, primitive, ReduceOperation::Sum)
         })?;
         Ok(Tensor::from_primitive(TensorPrimitive::Float(sum)))
+    }
+
+    /// `burn-collective` broadcasts float tensors: each byte travels as one `f32` holding
+    /// its value (exact), copied, not summed.
+    fn broadcast(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>, DpOptimError> {
+        if self.finished {
+            return Err(DpOptimError::Collective {
+                operation: "broadcast",
+                message: "the worker has finished".into(),
+            });
+        }
+        let peer = self.peer;
+        let sent = (self.rank == 0).then(|| {
+            let values: Vec<f32> = bytes.iter().map(|&b| f32::from(b)).collect();
+            let len = values.len();
+            Tensor::<B, 1>::from_data(TensorData::new(values, [len]), &self.device)
+                .into_primitive()
+                .tensor()
+        });
+        let got = deadline("broadcast", self.timeout, move || {
+            burn_collective::broadcast::<B>(peer, sent)
+        })?;
+        let values = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(got))
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .map_err(|e| DpOptimError::Collective {
+                operation: "broadcast",
+                message: format!("{e:?}"),
+            })?;
+        Ok(values.into_iter().map(|v| v as u8).collect())
     }
 }
 

@@ -64,11 +64,14 @@
 
 mod collective;
 mod flat;
+mod header;
 mod tcp;
+mod threads;
 mod trainer;
 
 pub use collective::{BurnCollective, Collective, DEFAULT_TIMEOUT, Solo};
 pub use tcp::TcpCollective;
+pub use threads::{lead_and_follow, on_threads};
 pub use train_kit::Shard;
 pub use trainer::{DataParallelTrainer, StepStats};
 

@@ -274,6 +274,31 @@ fn receive(stream: &mut TcpStream, len: usize) -> std::io::Result<Vec<f32>> {
         .collect())
 }
 
+fn send_bytes(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+    let mut out = Vec::with_capacity(8 + bytes.len());
+    out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    out.extend_from_slice(bytes);
+    stream.write_all(&out)
+}
+
+/// At most this many bytes in one broadcast (headers and keys are a few dozen).
+const MAX_BROADCAST: usize = 1 << 20;
+
+fn receive_bytes(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut header = [0u8; 8];
+    stream.read_exact(&mut header)?;
+    let len = u64::from_le_bytes(header) as usize;
+    if len > MAX_BROADCAST {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a broadcast of {len} bytes (at most {MAX_BROADCAST}): workers out of step"),
+        ));
+    }
+    let mut bytes = vec![0u8; len];
+    stream.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
 impl<B: Backend> Collective<B> for TcpCollective {
     fn rank(&self) -> usize {
         self.rank
@@ -318,5 +343,17 @@ impl<B: Backend> Collective<B> for TcpCollective {
                 receive(link, len).map_err(io("all-reduce", "receiving the sum from worker 0"))?;
         }
         Ok(Tensor::from_data(TensorData::new(values, [len]), &device))
+    }
+
+    fn broadcast(&mut self, bytes: Vec<u8>) -> Result<Vec<u8>, DpOptimError> {
+        if self.rank == 0 {
+            for (i, link) in self.links.iter_mut().enumerate() {
+                send_bytes(link, &bytes)
+                    .map_err(io("broadcast", &format!("sending to worker {}", i + 1)))?;
+            }
+            Ok(bytes)
+        } else {
+            receive_bytes(&mut self.links[0]).map_err(io("broadcast", "receiving from worker 0"))
+        }
     }
 }

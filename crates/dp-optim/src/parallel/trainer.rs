@@ -9,6 +9,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::collective::Collective;
 use super::flat::{flatten_grads, flatten_params, load_params, parameter_count, unflatten_grads};
+use super::header::Header;
 use super::{Shard, worker_shard};
 use crate::error::DpOptimError;
 use crate::loss::ExampleLoss;
@@ -90,63 +91,10 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>, C> std::fmt::Debug for DataParall
     }
 }
 
-/// Numbers worker 0 sends at the start; each `u64` travels as four 16-bit pieces (exact in
-/// `f32`).
-struct Header {
-    world: u64,
-    dataset_size: u64,
-    sample_rate_bits: u64,
-    max_grad_norm_bits: u64,
-    parameters: u64,
-    planned_steps: u64,
-    steps_taken: u64,
-    key: [u8; 32],
-}
-
-const HEADER_WORDS: usize = 7;
 /// Counts appended to each worker's flat clipped sum: examples, clipped, non-finite, failed.
 const COUNTS: usize = 4;
 /// Index of the failure flag among the counts.
 const FAILED: usize = 3;
-const HEADER_LEN: usize = HEADER_WORDS * 4 + 32;
-
-impl Header {
-    fn encode(&self) -> Vec<f32> {
-        let words = [
-            self.world,
-            self.dataset_size,
-            self.sample_rate_bits,
-            self.max_grad_norm_bits,
-            self.parameters,
-            self.planned_steps,
-            self.steps_taken,
-        ];
-        let mut out = Vec::with_capacity(HEADER_LEN);
-        for w in words {
-            out.extend((0..4).map(|k| ((w >> (16 * k)) & 0xffff) as f32));
-        }
-        out.extend(self.key.iter().map(|&b| b as f32));
-        out
-    }
-
-    fn decode(v: &[f32]) -> Self {
-        let word = |i: usize| (0..4).fold(0u64, |acc, k| acc | ((v[4 * i + k] as u64) << (16 * k)));
-        let mut key = [0u8; 32];
-        for (k, b) in key.iter_mut().enumerate() {
-            *b = v[HEADER_WORDS * 4 + k] as u8;
-        }
-        Self {
-            world: word(0),
-            dataset_size: word(1),
-            sample_rate_bits: word(2),
-            max_grad_norm_bits: word(3),
-            parameters: word(4),
-            planned_steps: word(5),
-            steps_taken: word(6),
-            key,
-        }
-    }
-}
 
 fn to_vec<Bk: burn::tensor::backend::Backend>(t: Tensor<Bk, 1>) -> Vec<f32> {
     t.into_data()
@@ -197,16 +145,9 @@ where
                 _ => [0; 32],
             },
         };
-        let sent = if shard.index() == 0 {
-            ours.encode()
-        } else {
-            vec![0.0; HEADER_LEN]
-        };
-        let got = group.all_reduce_sum(Tensor::from_data(
-            TensorData::new(sent, [HEADER_LEN]),
-            &device,
-        ))?;
-        let first = Header::decode(&to_vec(got));
+        // worker 0's header reaches every worker by broadcast (exact bytes; the others'
+        // are ignored)
+        let first = Header::decode(&group.broadcast(ours.encode())?)?;
         let mut differ = Vec::new();
         for (name, a, b) in [
             ("world", ours.world, first.world),
