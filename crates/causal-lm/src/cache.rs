@@ -3,6 +3,8 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
+use crate::lm::LmCache;
+
 /// Keys and values of one layer, `[batch, heads, cached, head_dim]` each.
 #[derive(Debug, Clone)]
 pub struct LayerCache<B: Backend> {
@@ -99,5 +101,14 @@ impl<B: Backend> KvCache<B> {
 
     pub(crate) fn layer_mut(&mut self, i: usize) -> &mut LayerCache<B> {
         &mut self.layers[i]
+    }
+}
+
+impl<B: Backend> LmCache<B> for KvCache<B> {
+    fn len(&self) -> usize {
+        KvCache::len(self)
+    }
+    fn select_rows(&mut self, rows: Tensor<B, 1, Int>) {
+        KvCache::select_rows(self, rows)
     }
 }

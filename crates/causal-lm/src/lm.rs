@@ -1,10 +1,8 @@
-//! The causal-LM interface other crates program against.
+//! The causal-LM interface other crates program against (implemented by `Gpt2` in
+//! `model.rs` and its cache in `cache.rs`: this file imports neither).
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
-
-use crate::cache::KvCache;
-use crate::model::Gpt2;
 
 /// What a forward pass returns.
 #[derive(Debug, Clone)]
@@ -27,15 +25,6 @@ pub trait LmCache<B: Backend> {
     }
     /// Keeps only the given batch rows, in that order.
     fn select_rows(&mut self, rows: Tensor<B, 1, Int>);
-}
-
-impl<B: Backend> LmCache<B> for KvCache<B> {
-    fn len(&self) -> usize {
-        KvCache::len(self)
-    }
-    fn select_rows(&mut self, rows: Tensor<B, 1, Int>) {
-        KvCache::select_rows(self, rows)
-    }
 }
 
 /// A causal language model: full and incremental forward passes over token ids.
@@ -69,38 +58,4 @@ pub trait CausalLm<B: Backend> {
         attention_mask: Option<Tensor<B, 2, Int>>,
         cache: &mut Self::Cache,
     ) -> Tensor<B, 3>;
-}
-
-impl<B: Backend> CausalLm<B> for Gpt2<B> {
-    type Cache = KvCache<B>;
-
-    fn vocab_size(&self) -> usize {
-        self.config.vocab_size
-    }
-
-    fn max_positions(&self) -> usize {
-        self.config.n_positions
-    }
-
-    fn forward_lm(
-        &self,
-        tokens: Tensor<B, 2, Int>,
-        attention_mask: Option<Tensor<B, 2, Int>>,
-        output_hidden_states: bool,
-    ) -> LmOutput<B> {
-        self.forward_full(tokens, attention_mask, output_hidden_states)
-    }
-
-    fn new_cache(&self) -> Self::Cache {
-        Gpt2::new_cache(self)
-    }
-
-    fn forward_cached_lm(
-        &self,
-        tokens: Tensor<B, 2, Int>,
-        attention_mask: Option<Tensor<B, 2, Int>>,
-        cache: &mut Self::Cache,
-    ) -> Tensor<B, 3> {
-        self.forward_cached(tokens, attention_mask, cache).logits
-    }
 }

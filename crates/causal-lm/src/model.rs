@@ -14,7 +14,7 @@ use crate::attention::{Attention, AttentionMask};
 use crate::cache::{KvCache, LayerCache};
 use crate::config::Gpt2Config;
 use crate::error::CausalLmError;
-use crate::lm::LmOutput;
+use crate::lm::{CausalLm, LmOutput};
 use fused_ops::gelu_tanh;
 
 /// The two-layer MLP of a block: `c_proj(gelu_tanh(c_fc(x)))`.
@@ -279,5 +279,39 @@ impl<B: Backend> Gpt2<B> {
     /// An empty KV cache for this model.
     pub fn new_cache(&self) -> KvCache<B> {
         KvCache::new(self.h.len())
+    }
+}
+
+impl<B: Backend> CausalLm<B> for Gpt2<B> {
+    type Cache = KvCache<B>;
+
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size
+    }
+
+    fn max_positions(&self) -> usize {
+        self.config.n_positions
+    }
+
+    fn forward_lm(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2, Int>>,
+        output_hidden_states: bool,
+    ) -> LmOutput<B> {
+        self.forward_full(tokens, attention_mask, output_hidden_states)
+    }
+
+    fn new_cache(&self) -> Self::Cache {
+        Gpt2::new_cache(self)
+    }
+
+    fn forward_cached_lm(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2, Int>>,
+        cache: &mut Self::Cache,
+    ) -> Tensor<B, 3> {
+        self.forward_cached(tokens, attention_mask, cache).logits
     }
 }

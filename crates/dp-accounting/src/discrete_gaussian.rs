@@ -8,8 +8,8 @@
 //! privacy loss at an integer x drawn from P is `L(x) = (1 − 2x)/(2σ²)`, so
 //! `δ(ε) = P(X ≤ x*) − e^ε P(X ≤ x* − 1)` with x* the largest integer of loss > ε.
 
+use crate::curve::{Direction, PrivacyCurve};
 use crate::error::{AccountingError, Result};
-use crate::mechanism::Direction;
 use crate::validate;
 
 /// Largest σ the PLD and PRV accountants tabulate (≈ 3.9 million tail sums); the RDP
@@ -163,14 +163,6 @@ impl DiscreteGaussianTable {
         // P(X ≤ −j) ≤ η and Y > L(1 − j) ⇔ X ≤ −j; likewise Y < L(j − 1) ⇔ X ≥ j.
         (self.loss(j - 1), self.loss(1 - j))
     }
-}
-
-/// A privacy curve the connect-the-dots and PRV discretisations can read.
-pub(crate) trait PrivacyCurve: Sync {
-    /// δ(ε) of `dir`.
-    fn delta_for_epsilon(&self, dir: Direction, eps: f64) -> f64;
-    /// A loss range outside which each tail of `dir`'s privacy random variable holds ≤ η.
-    fn loss_range(&self, dir: Direction, eta: f64) -> (f64, f64);
 }
 
 impl PrivacyCurve for DiscreteGaussianTable {

@@ -51,6 +51,7 @@ mod accountant;
 mod buffers;
 mod calibrate;
 mod compose;
+mod curve;
 mod discrete;
 mod discrete_gaussian;
 mod error;
@@ -68,11 +69,12 @@ pub use accountant::{Accountant, AccountantKind, AnyAccountant, Bound};
 pub use calibrate::{
     NoiseCalibration, StepsCalibration, calibrate_noise, calibrate_noise_multiplier, max_steps,
 };
+pub use curve::Direction;
 pub use discrete_gaussian::DiscreteGaussian;
 pub use error::{AccountingError, Result};
 pub use event::DpEvent;
 pub use ledger::{LEDGER_VERSION, LedgerEntry, PrivacyLedger};
-pub use mechanism::{Direction, Mechanism, SubsampledGaussian};
+pub use mechanism::{Mechanism, SubsampledGaussian};
 pub use pld::PldAccountant;
 pub use prv::PrvAccountant;
 pub use rdp::{RdpAccountant, default_orders};

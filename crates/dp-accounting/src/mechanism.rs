@@ -9,24 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::curve::{Direction, PrivacyCurve};
 use crate::error::Result;
 use crate::special::{bisect, exp_diff, log_norm_cdf, log_norm_sf, norm_cdf, norm_cdf_sf, norm_sf};
 use crate::validate;
-
-/// One of the two directions of the add/remove-one neighbouring relation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// The record is removed: the pair (P, μ₀), P the subsampled mixture.
-    Remove,
-    /// The record is added: the pair (μ₀, P).
-    Add,
-}
-
-impl Direction {
-    /// Both directions, remove first.
-    pub const BOTH: [Direction; 2] = [Direction::Remove, Direction::Add];
-}
 
 /// The Gaussian mechanism with noise multiplier σ on a Poisson sample of rate q
 /// (q = 1 is the plain Gaussian mechanism).
@@ -191,7 +177,7 @@ impl SubsampledGaussian {
     }
 }
 
-impl crate::discrete_gaussian::PrivacyCurve for SubsampledGaussian {
+impl PrivacyCurve for SubsampledGaussian {
     fn delta_for_epsilon(&self, dir: Direction, eps: f64) -> f64 {
         SubsampledGaussian::delta_for_epsilon(self, dir, eps)
     }

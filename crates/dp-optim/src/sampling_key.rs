@@ -1,6 +1,6 @@
 //! Poisson sampling that any number of workers can split: each record's membership at a step
 //! is a function of a secret key, the step and the record's index only. The engine draws
-//! the key; data-parallel workers ([`crate::parallel`]) each sample their shard with it.
+//! the key; data-parallel workers each sample their shard with it.
 
 use std::ops::Range;
 
@@ -68,7 +68,7 @@ impl SamplingKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parallel::worker_shard;
+    use train_kit::Shard;
 
     #[test]
     fn shards_partition_the_records_and_their_samples() {
@@ -81,7 +81,7 @@ mod tests {
                 let mut union = Vec::new();
                 let mut records = 0;
                 for index in 0..count {
-                    let range = worker_shard(index, count).unwrap().indices(1003);
+                    let range = Shard::new(index, count).unwrap().indices(1003);
                     records += range.len();
                     union.extend(key.sample(&sampler, step, range));
                 }
@@ -108,18 +108,5 @@ mod tests {
         let n = key.sample(&sampler, 5, 0..200_000).len() as f64;
         // mean 10 000, sd ≈ 97: 5 sd
         assert!((n - 10_000.0).abs() < 500.0, "{n}");
-    }
-
-    #[test]
-    fn bad_shards_are_refused_by_name() {
-        assert!(
-            worker_shard(0, 0)
-                .unwrap_err()
-                .to_string()
-                .contains("world")
-        );
-        assert!(worker_shard(2, 2).unwrap_err().to_string().contains("rank"));
-        assert_eq!(worker_shard(1, 3).unwrap().indices(2), 0..1);
-        assert_eq!(worker_shard(0, 3).unwrap().indices(2), 0..0);
     }
 }

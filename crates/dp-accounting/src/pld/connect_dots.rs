@@ -9,8 +9,7 @@
 //! distributions (dominating pairs compose).
 
 use crate::compose::GridPmf;
-use crate::discrete_gaussian::PrivacyCurve;
-use crate::mechanism::Direction;
+use crate::curve::{Direction, PrivacyCurve};
 
 /// The grid range [i_lo, i_hi] (in units of h) that the connect-the-dots distribution of
 /// one direction spans: the loss range outside which each tail holds at most `eta`. Any

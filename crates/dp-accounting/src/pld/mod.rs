@@ -6,11 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::accountant::{Accountant, Bound};
 use crate::compose::{GridPmf, compose, fast_len};
+use crate::curve::Direction;
+use crate::curve::PrivacyCurve;
 use crate::discrete::DiscreteLoss;
-use crate::discrete_gaussian::PrivacyCurve;
 use crate::error::{AccountingError, Result};
 use crate::event::DpEvent;
-use crate::mechanism::{Direction, Mechanism};
+use crate::mechanism::Mechanism;
 use crate::{gaussian, validate};
 
 /// Privacy-loss-distribution accountant (Koskela et al. 2020; Doroshenko et al. 2022), as in

@@ -3,8 +3,9 @@
 //! as the continuous one.
 
 use crate::compose::GridPmf;
+use crate::curve::Direction;
 use crate::discrete_gaussian::DiscreteGaussianTable;
-use crate::mechanism::{Direction, SubsampledGaussian};
+use crate::mechanism::SubsampledGaussian;
 
 /// Noise standard deviations past which the Gaussian mass (< 1e-300) is ignored when
 /// integrating moments.

@@ -6,10 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::accountant::{Accountant, Bound};
 use crate::compose::{GridPmf, compose, fast_len};
+use crate::curve::Direction;
 use crate::discrete::DiscreteLoss;
 use crate::error::{AccountingError, Result};
 use crate::event::DpEvent;
-use crate::mechanism::{Direction, Mechanism};
+use crate::mechanism::Mechanism;
 use crate::pld::PldAccountant;
 use crate::rdp::{RdpAccountant, mechanism_rdp};
 use crate::{gaussian, validate};

@@ -118,3 +118,21 @@ pub(crate) fn device_of<B: AutodiffBackend, M: AutodiffModule<B>>(
     model.visit(&mut first);
     first.0.unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_shards_are_refused_by_name() {
+        assert!(
+            worker_shard(0, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("world")
+        );
+        assert!(worker_shard(2, 2).unwrap_err().to_string().contains("rank"));
+        assert_eq!(worker_shard(1, 3).unwrap().indices(2), 0..1);
+        assert_eq!(worker_shard(0, 3).unwrap().indices(2), 0..0);
+    }
+}
