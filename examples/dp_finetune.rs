@@ -14,8 +14,7 @@
 use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
-use causal_lm::{Gpt2, Gpt2Config, TokenizerTrainer, perplexity};
-use distil_dp::blocks::TokenBlocks;
+use causal_lm::{Gpt2, Gpt2Config, TokenBlocks, TokenizerTrainer, perplexity};
 use dp_optim::{
     DpRng, DpTrainer, EngineConfig, ExampleLoss, LrSchedule, NoTap, OptimizerConfig,
     PoissonSampler, TrainerConfig,

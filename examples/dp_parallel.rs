@@ -20,8 +20,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use burn::backend::{Autodiff, Flex};
-use causal_lm::{Gpt2, Gpt2Config, Tokenizer, TokenizerTrainer};
-use distil_dp::blocks::TokenBlocks;
+use causal_lm::{Gpt2, Gpt2Config, TokenBlocks, Tokenizer, TokenizerTrainer};
 use dp_optim::parallel::TcpCollective;
 use dp_optim::{
     DpRng, DpTrainer, DriveConfig, EngineConfig, LrSchedule, OptimizerConfig, TrainerConfig,

@@ -23,14 +23,11 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::Tensor;
-use causal_lm::{Gpt2, Gpt2Config, TokenizerTrainer, perplexity};
-use distil_dp::blocks::TokenBlocks;
+use causal_lm::{Gpt2, Gpt2Config, TokenBlocks, TokenizerTrainer, perplexity};
 use dp_accounting::{PldAccountant, PrivacyLedger};
 use dp_optim::{DpRng, DpTrainer, EngineConfig, LrSchedule, OptimizerConfig, TrainerConfig};
 use kd_losses::{DistillConfig, distillation_loss};
-use synth_gen::{
-    CodeJob, ControlCodeFormat, GenerationConfig, JsonlSink, proportional, synthesize,
-};
+use synth_gen::{CodeJob, ControlCodeFormat, GenerationConfig, JsonlSink, Synthesis, proportional};
 
 /// mimalloc keeps freed pages for reuse: glibc's malloc hands each training step's large
 /// buffers back to the kernel and faults them in again (`docs/benchmarks.md`).
@@ -256,19 +253,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // Sampling is post-processing of the DP teacher: a fixed seed costs no privacy.
     let seed = 2024;
-    let report = synthesize(
-        &teacher.valid(),
-        &tokenizer,
-        &jobs,
-        &format,
-        &generation,
-        seed,
-        64,
-        &mut sink,
-        0,
-        true,
-        &device,
-    )?;
+    let report = Synthesis::new(&tokenizer, &jobs, seed)
+        .with_format(format.clone())
+        .with_config(generation)
+        .with_batch_size(64)
+        .with_progress(true)
+        .run(&teacher.valid(), &mut sink, 0, &device)?;
     println!(
         "synthetic corpus: {} samples kept of {} in {}  [{:.0} s]",
         report.written,

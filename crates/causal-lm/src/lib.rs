@@ -7,6 +7,8 @@
 //! * [`Tokenizer`]: byte-level BPE (load a `tokenizer.json`, or train one with
 //!   [`TokenizerTrainer`] on **public** text only: a vocabulary trained on private records
 //!   publishes their rare strings without noise).
+//! * [`TokenBlocks`]: texts as fixed-length rows of token ids with masks, for training (a
+//!   per-example loss for DP-SGD: each row's mean next-token NLL).
 //! * [`perplexity()`]: the paper's perplexity protocol.
 //! * [`CausalLm`]: the trait generation and distillation code is written against.
 //!
@@ -34,6 +36,7 @@
 //! ```
 
 mod attention;
+mod blocks;
 mod cache;
 pub mod checkpoint;
 mod config;
@@ -47,6 +50,7 @@ mod perplexity;
 mod tokenizer;
 
 pub use attention::Attention;
+pub use blocks::TokenBlocks;
 pub use cache::{KvCache, LayerCache};
 pub use config::Gpt2Config;
 pub use error::CausalLmError;

@@ -1,98 +1,22 @@
-//! Tokenised training data: fixed-length blocks with masks, and the per-example loss DP-SGD
-//! clips.
+//! The private training data of DP-SGD: causal-lm's [`TokenBlocks`] (fixed-length token rows
+//! with masks, each row's next-token NLL its per-example loss) as [`PrivateExamples`], and
+//! the DPKD baseline's per-example distillation loss, [`KdBlocks`].
+//!
+//! [`PrivateExamples`]: crate::dp_train::PrivateExamples
 
 use burn::module::Module;
-use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Int, Tensor, TensorData};
-use causal_lm::{Gpt2, PaddingSide, Tokenizer, next_token_nll};
+use burn::tensor::Tensor;
+use burn::tensor::backend::AutodiffBackend;
+use causal_lm::Gpt2;
 use dp_optim::{ExampleLoss, LayerTap};
 
-use crate::error::DistilDpError;
-
-/// Texts as `block`-token rows (right-padded, end-of-text appended, longer texts cut), kept
-/// on the host; rows are made into tensors on `device` when a batch asks for them.
-#[derive(Debug, Clone)]
-pub struct TokenBlocks<B: Backend> {
-    ids: Vec<i64>,
-    mask: Vec<i64>,
-    block: usize,
-    device: B::Device,
-}
-
-impl<B: Backend> TokenBlocks<B> {
-    /// Encodes `texts`.
-    pub fn new<S: AsRef<str> + Send + Sync>(
-        tokenizer: &Tokenizer,
-        texts: &[S],
-        block: usize,
-        device: &B::Device,
-    ) -> Result<Self, DistilDpError> {
-        let e = tokenizer.encode_batch_to_block(texts, block, PaddingSide::Right, true)?;
-        Ok(Self {
-            ids: e.ids.iter().map(|&v| v as i64).collect(),
-            mask: e.mask.iter().map(|&v| v as i64).collect(),
-            block,
-            device: device.clone(),
-        })
-    }
-
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        self.ids.len() / self.block
-    }
-
-    /// Whether there is no row.
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    /// Tokens per row.
-    pub fn block(&self) -> usize {
-        self.block
-    }
-
-    /// The ids and mask of `rows`, `[rows, block]` each.
-    pub fn rows(&self, rows: &[usize]) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
-        let pick = |v: &[i64]| -> Vec<i64> {
-            rows.iter()
-                .flat_map(|&i| v[i * self.block..(i + 1) * self.block].iter().copied())
-                .collect()
-        };
-        let shape = [rows.len(), self.block];
-        (
-            Tensor::from_data(TensorData::new(pick(&self.ids), shape), &self.device),
-            Tensor::from_data(TensorData::new(pick(&self.mask), shape), &self.device),
-        )
-    }
-}
-
-/// Each row's mean next-token NLL over its real tokens: depends on that row only, as DP-SGD
-/// requires.
-impl<B: AutodiffBackend> ExampleLoss<B, Gpt2<B>> for TokenBlocks<B> {
-    fn losses<T: LayerTap<B>>(
-        &mut self,
-        model: &Gpt2<B>,
-        examples: &[usize],
-        tap: &mut T,
-    ) -> Tensor<B, 1> {
-        let (ids, mask) = self.rows(examples);
-        let logits = model.forward_tapped(ids.clone(), Some(mask.clone()), tap);
-        next_token_nll(logits, ids, Some(mask))
-    }
-}
+/// The private rows of the teacher and the student baselines: causal-lm's (re-exported here
+/// so that `distil_dp::blocks::TokenBlocks` keeps naming it).
+pub use causal_lm::TokenBlocks;
 
 impl<B: AutodiffBackend> crate::dp_train::PrivateExamples<B> for TokenBlocks<B> {
     fn records(&self) -> usize {
         self.len()
-    }
-}
-
-impl<B: AutodiffBackend> dp_optim::Replicate<B> for TokenBlocks<B> {
-    fn replicate(&self, device: &B::Device) -> Option<Self> {
-        Some(Self {
-            device: device.clone(),
-            ..self.clone()
-        })
     }
 }
 
@@ -135,7 +59,7 @@ impl<B: AutodiffBackend> crate::dp_train::PrivateExamples<B> for KdBlocks<'_, B>
     }
 }
 
-impl<B: AutodiffBackend> dp_optim::Replicate<B> for KdBlocks<'_, B> {
+impl<B: AutodiffBackend> train_kit::Replicate<B> for KdBlocks<'_, B> {
     fn replicate(&self, device: &B::Device) -> Option<Self> {
         let inner = crate::backend::inner_device::<B>(device);
         let teacher = if self.teacher.devices().contains(&inner) {
@@ -144,7 +68,7 @@ impl<B: AutodiffBackend> dp_optim::Replicate<B> for KdBlocks<'_, B> {
             std::borrow::Cow::Owned(self.teacher.as_ref().clone().fork(&inner))
         };
         Some(Self {
-            blocks: dp_optim::Replicate::replicate(&self.blocks, device)?,
+            blocks: train_kit::Replicate::replicate(&self.blocks, device)?,
             teacher,
             loss: self.loss.clone(),
         })

@@ -5,8 +5,8 @@
 use burn::tensor::backend::Backend;
 use causal_lm::{CausalLm, Tokenizer};
 use synth_gen::{
-    CodeJob, ControlCodeFormat, JsonlSink, MergeReport, Shard, SynthesisReport, merge_shards,
-    synthesize, synthesize_shard,
+    CodeJob, ControlCodeFormat, JsonlSink, MergeReport, Shard, Synthesis, SynthesisReport,
+    merge_shards,
 };
 
 use crate::config::PipelineConfig;
@@ -98,6 +98,21 @@ fn jobs(release: &LabelRelease) -> Vec<CodeJob> {
         .collect()
 }
 
+/// The run's generation settings: the released `jobs` in the default control-code format,
+/// `generation.sampling` from the public `seed`, `generation.batch_size` prompts at a time.
+fn synthesis<'a>(
+    config: &PipelineConfig,
+    tokenizer: &'a Tokenizer,
+    jobs: &'a [CodeJob],
+    progress: bool,
+) -> Synthesis<'a> {
+    Synthesis::new(tokenizer, jobs, config.seed)
+        .with_format(ControlCodeFormat::default())
+        .with_config(config.generation.sampling.clone())
+        .with_batch_size(config.generation.batch_size)
+        .with_progress(progress)
+}
+
 /// The synthetic samples of the run: the sum of the release's counts.
 pub fn total_samples(release: &LabelRelease) -> u64 {
     release.samples.iter().map(|&s| s as u64).sum()
@@ -118,7 +133,6 @@ pub fn generate_corpus<B: Backend, M: CausalLm<B>>(
     progress: bool,
     device: &B::Device,
 ) -> Result<SynthesisReport, DistilDpError> {
-    let generation = &config.generation;
     let (mut sink, now) = open_corpus(config, dir, total_samples(release))?;
     if is_complete(dir, &now)? {
         return Ok(SynthesisReport {
@@ -127,17 +141,11 @@ pub fn generate_corpus<B: Backend, M: CausalLm<B>>(
             written: now.written,
         });
     }
-    let report = synthesize(
+    let jobs = jobs(release);
+    let report = synthesis(config, tokenizer, &jobs, progress).run(
         teacher,
-        tokenizer,
-        &jobs(release),
-        &ControlCodeFormat::default(),
-        &generation.sampling,
-        config.seed,
-        generation.batch_size,
         &mut sink,
         now.next_index,
-        progress,
         device,
     )?;
     drop(sink);
@@ -163,21 +171,14 @@ pub fn generate_shard<B: Backend, M: CausalLm<B>>(
     device: &B::Device,
 ) -> Result<SynthesisReport, DistilDpError> {
     check_shard_count(shard.count(), release)?;
-    let generation = &config.generation;
     let path = dir.synthetic_shard_path(shard);
-    let (mut sink, resume) = JsonlSink::open(&path, generation.dedup)?;
-    Ok(synthesize_shard(
+    let (mut sink, resume) = JsonlSink::open(&path, config.generation.dedup)?;
+    let jobs = jobs(release);
+    Ok(synthesis(config, tokenizer, &jobs, progress).run_shard(
         teacher,
-        tokenizer,
-        &jobs(release),
-        &ControlCodeFormat::default(),
-        &generation.sampling,
-        config.seed,
-        generation.batch_size,
         shard,
         &mut sink,
         resume.next_index,
-        progress,
         device,
     )?)
 }

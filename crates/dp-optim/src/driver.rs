@@ -14,6 +14,7 @@ use crate::loss::ExampleLoss;
 use crate::parallel::{BurnCollective, Collective, DEFAULT_TIMEOUT, DataParallelTrainer};
 use crate::rng::DpRng;
 use crate::trainer::DpTrainer;
+use train_kit::Replicate;
 
 /// Where the steps of a training run.
 #[derive(Debug)]
@@ -32,17 +33,6 @@ pub enum Workers<B: AutodiffBackend, C> {
     /// configuration, their model has the job's architecture: worker 0 sends its
     /// parameters, step count and sampling key at the start).
     Processes(C),
-}
-
-/// A per-example loss that can be copied onto another device, for another data-parallel
-/// worker of the same process.
-pub trait Replicate<B: AutodiffBackend>: Sized {
-    /// The same records and loss on `device`; `None` when this loss cannot be replicated
-    /// (the training then runs on one worker). The default: `None`.
-    fn replicate(&self, device: &B::Device) -> Option<Self> {
-        let _ = device;
-        None
-    }
 }
 
 /// How the driver runs a training.

@@ -76,7 +76,7 @@ mod sampling_key;
 mod trainer;
 
 pub use clip::{ClippedSum, Clipping, clipped_sum, clipped_sum_per_parameter, privatize};
-pub use driver::{Checkpointed, DriveConfig, Driven, Replicate, StepEvent, Workers, drive};
+pub use driver::{Checkpointed, DriveConfig, Driven, StepEvent, Workers, drive};
 pub use engine::{ClippingPath, EngineConfig, EngineState, PrivacyEngine};
 pub use error::DpOptimError;
 pub use ghost::GhostTape;
@@ -88,8 +88,8 @@ pub use sampling_key::SamplingKey;
 /// The non-private training kit this crate builds on (layer tap, autodiff guard, optimisers,
 /// schedules, shards, atomic files), re-exported so a DP user needs one dependency.
 pub use train_kit::{
-    self, AutodiffGuard, DynOptimizer, LayerTap, LrSchedule, NoTap, OptimizerConfig, Shard,
-    autodiff_guard, files, initialise_params, tap,
+    self, AutodiffGuard, DynOptimizer, LayerTap, LrSchedule, NoTap, OptimizerConfig, Replicate,
+    Shard, autodiff_guard, files, initialise_params, tap,
 };
 pub use trainer::{
     CHECKPOINT_FORMAT, CHECKPOINT_SECRETS_FILE, DpTrainer, Failed, TrainerConfig, checkpoint_exists,

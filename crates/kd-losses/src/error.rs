@@ -3,6 +3,7 @@
 /// Everything that can go wrong in `kd-losses`; each variant names the field at fault and the
 /// allowed range.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KdLossError {
     /// A parameter is outside its allowed range.
     #[error("invalid {field} = {value}: expected {expected}")]

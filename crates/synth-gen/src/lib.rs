@@ -10,9 +10,10 @@
 //!   50, top-p 0.9, temperature 1, no repeated bigram, 128 tokens); [`processors`] holds each
 //!   step on its own.
 //! * [`ControlCodeFormat`]: `Business Category: Food\tReview Stars: 5.0\n\n` prompts.
-//! * [`synthesize`]: control codes and their sample counts in, a resumable JSONL corpus out,
-//!   with a progress line (samples/s, ETA).
-//! * [`synthesize_shard`], [`Shard`], [`merge_shards`]: shard `I` of `N` generates only the
+//! * [`Synthesis`]: a run's settings (control codes and their sample counts, prompt format,
+//!   sampling, seed, batch size, progress line) built once; [`Synthesis::run`] turns them into
+//!   a resumable JSONL corpus, with a progress line (samples/s, ETA).
+//! * [`Synthesis::run_shard`], [`Shard`], [`merge_shards`]: shard `I` of `N` generates only the
 //!   sample indices `[T·I/N, T·(I+1)/N)` (resumable, with a completion marker at its end);
 //!   the merge checks every shard and joins them, re-applying de-duplication across shards,
 //!   into the file one unsharded run writes, byte for byte.
@@ -50,4 +51,4 @@ pub use error::SynthGenError;
 pub use generate::{SpecialTokens, generate};
 pub use output::{JsonlSink, Resume, Sample};
 pub use shard::{MergeReport, Shard, completion_marker, merge_shards};
-pub use synthesize::{CodeJob, SynthesisReport, synthesize, synthesize_shard};
+pub use synthesize::{CodeJob, Synthesis, SynthesisReport};

@@ -276,7 +276,7 @@ fn copy_shard(
 }
 
 /// Merges the shard files of a run of `total` samples into `out`: `shards[i]` is shard `i`
-/// of `shards.len()`, as written by [`crate::synthesize_shard`].
+/// of `shards.len()`, as written by [`crate::Synthesis::run_shard`].
 ///
 /// Every shard must have finished (its [`completion_marker`] is present and matches: shard,
 /// count and total, and the same seed for all shards), and its lines must be whole, with
@@ -288,8 +288,9 @@ fn copy_shard(
 /// the others). Lines are copied byte for byte in index order.
 ///
 /// With `dedup` (give the setting the shards' sinks were opened with), a line whose text an
-/// earlier kept line already has is dropped again, across shards. The result equals the file an unsharded [`crate::synthesize`] with the same jobs,
-/// seed and dedup setting writes, byte for byte: an unsharded sink keeps sample `i` exactly
+/// earlier kept line already has is dropped again, across shards. The result equals the file
+/// an unsharded [`crate::Synthesis::run`] with the same settings and dedup setting writes,
+/// byte for byte: an unsharded sink keeps sample `i` exactly
 /// when its text is non-empty and no earlier non-empty sample has the same text; a shard's
 /// sink keeps every such first occurrence (nothing before it in the shard has the text
 /// either), and the merge then drops exactly the later occurrences the shards kept.

@@ -10,8 +10,8 @@ use burn::backend::Flex;
 use causal_lm::{Gpt2, Tokenizer, hf};
 use common::{fixture, jobs};
 use synth_gen::{
-    ControlCodeFormat, GenerationConfig, JsonlSink, Shard, SynthGenError, SynthesisReport,
-    completion_marker, merge_shards, synthesize, synthesize_shard,
+    GenerationConfig, JsonlSink, Shard, SynthGenError, Synthesis, SynthesisReport,
+    completion_marker, merge_shards,
 };
 
 type B = Flex;
@@ -38,34 +38,18 @@ impl Setup {
     /// Generates into `path` (resuming what it holds): the whole run, or one shard of it.
     fn generate(&self, path: &Path, shard: Option<Shard>) -> SynthesisReport {
         let (mut sink, resume) = JsonlSink::open(path, self.dedup).unwrap();
-        let (model, tok, format) = (&self.model, &self.tokenizer, ControlCodeFormat::default());
+        let jobs = jobs();
+        let run = Synthesis::new(&self.tokenizer, &jobs, SEED).with_config(self.config.clone());
         let device = Default::default();
         match shard {
-            None => synthesize(
-                model,
-                tok,
-                &jobs(),
-                &format,
-                &self.config,
-                SEED,
-                3,
-                &mut sink,
-                resume.next_index,
-                false,
-                &device,
-            ),
-            Some(shard) => synthesize_shard(
-                model,
-                tok,
-                &jobs(),
-                &format,
-                &self.config,
-                SEED,
-                2,
+            None => run
+                .with_batch_size(3)
+                .run(&self.model, &mut sink, resume.next_index, &device),
+            Some(shard) => run.with_batch_size(2).run_shard(
+                &self.model,
                 shard,
                 &mut sink,
                 resume.next_index,
-                false,
                 &device,
             ),
         }

@@ -6,7 +6,7 @@ mod common;
 use burn::backend::Flex;
 use causal_lm::{Tokenizer, hf};
 use common::{fixture, jobs};
-use synth_gen::{CodeJob, ControlCodeFormat, GenerationConfig, JsonlSink, synthesize};
+use synth_gen::{CodeJob, GenerationConfig, JsonlSink, Synthesis};
 
 type B = Flex;
 
@@ -27,20 +27,11 @@ fn run(path: &std::path::Path, stop_after: Option<usize>) -> Vec<String> {
         }],
         None => jobs,
     };
-    let report = synthesize(
-        &model,
-        &tokenizer,
-        &jobs,
-        &ControlCodeFormat::default(),
-        &config,
-        11,
-        3,
-        &mut sink,
-        resume.next_index,
-        false,
-        &Default::default(),
-    )
-    .unwrap();
+    let report = Synthesis::new(&tokenizer, &jobs, 11)
+        .with_config(config)
+        .with_batch_size(3)
+        .run(&model, &mut sink, resume.next_index, &Default::default())
+        .unwrap();
     assert!(report.written <= report.total);
     std::fs::read_to_string(path)
         .unwrap()

@@ -3,7 +3,8 @@
 //! other for it.
 //!
 //! * [`LayerTap`] / [`NoTap`]: the hooks through which a model runs its parameterised
-//!   layers (`dp_optim`'s ghost clipping taps them; [`NoTap`] is the plain forward).
+//!   layers (`dp_optim`'s ghost clipping taps them; [`NoTap`] is the plain forward);
+//!   [`ExampleLoss`]: a loss per example, run through a tap (what DP-SGD clips).
 //! * [`autodiff_guard`]: the process-wide lock around autodiff work (burn 0.21's race).
 //! * [`OptimizerConfig`] / [`DynOptimizer`]: SGD, Adam or AdamW chosen at run time, with
 //!   state saved and restored; [`LrSchedule`]: learning rate as a function of the step.
@@ -55,4 +56,4 @@ pub use init::initialise_params;
 pub use optimizer::{DynOptimizer, OptimizerConfig, recorder};
 pub use schedule::LrSchedule;
 pub use shard::{Shard, ShardError};
-pub use tap::{LayerTap, NoTap};
+pub use tap::{ExampleLoss, LayerTap, NoTap, Replicate};

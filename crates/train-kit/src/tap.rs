@@ -6,11 +6,13 @@
 //! `GhostTape`. Only the four operations below are tapped; a parameter the model uses any
 //! other way is invisible to the fast path, which then refuses to run (`dp_optim`'s
 //! `DpOptimError::UntappedParameter`) instead of returning a wrong clipped sum. The trait
-//! lives here, below both the models and the DP crates, so a model crate needs no DP crate.
+//! lives here, below both the models and the DP crates, so a model crate needs no DP crate;
+//! so does [`ExampleLoss`], the per-example loss DP-SGD clips, so that a model crate can
+//! implement it for its own data.
 
 use burn::module::Param;
 use burn::nn::{Embedding, LayerNorm, Linear};
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
 
 /// The parameterised operations a tapped model routes through its tap.
@@ -42,6 +44,38 @@ pub trait LayerTap<B: Backend> {
         epsilon: f64,
         x: Tensor<B, D>,
     ) -> Tensor<B, D>;
+}
+
+/// A loss that can be evaluated per example, through a [`LayerTap`] (moved here from
+/// `dp_optim`, which re-exports it, so that a model crate can give its own data a
+/// per-example loss without depending on a DP crate).
+///
+/// `dp_optim`'s engine calls it with one example at a time and [`NoTap`] on the generic
+/// path, and with a whole (physical) batch and its `GhostTape` on the fast path.
+///
+/// Contract (what the sensitivity bound, hence the privacy guarantee, rests on): value `k` of
+/// the result depends on record `examples[k]` only: no batch statistics, no mixing of rows.
+pub trait ExampleLoss<B: AutodiffBackend, M> {
+    /// Per-example losses `[examples.len()]` of the records `examples` (indices into the
+    /// private dataset), with every parameterised layer of `model` run through `tap`.
+    fn losses<T: LayerTap<B>>(
+        &mut self,
+        model: &M,
+        examples: &[usize],
+        tap: &mut T,
+    ) -> Tensor<B, 1>;
+}
+
+/// A per-example loss that can be copied onto another device, for another data-parallel
+/// worker of the same process (`dp_optim::drive`'s threads). Here, beside [`ExampleLoss`],
+/// so that a model crate can implement it for its data without a DP crate.
+pub trait Replicate<B: AutodiffBackend>: Sized {
+    /// The same records and loss on `device`; `None` when this loss cannot be replicated
+    /// (the training then runs on one worker). The default: `None`.
+    fn replicate(&self, device: &B::Device) -> Option<Self> {
+        let _ = device;
+        None
+    }
 }
 
 /// The identity tap: every method is the layer's plain forward pass (zero overhead).

@@ -459,12 +459,12 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         &self,
         texts: &[S],
     ) -> Result<TokenBlocks<B>, DistilDpError> {
-        TokenBlocks::new(
+        Ok(TokenBlocks::new(
             &self.tok,
             texts,
             self.config.teacher.block_size,
             &self.device,
-        )
+        )?)
     }
 
     /// The private training split as blocks: `control code + text` when a format is given
