@@ -12,7 +12,7 @@ use dp_optim::parallel::TcpCollective;
 use dp_optim::{DpRng, DpTrainer, EngineConfig, ExampleLoss, PrivacyEngine, TrainerConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ModelConfig, TeacherConfig};
+use crate::config::{DpSgdConfig, ModelConfig};
 use crate::error::{DistilDpError, Mismatch};
 
 mod parallel;
@@ -138,8 +138,8 @@ pub trait PrivateExamples<B: AutodiffBackend>: ExampleLoss<B, Gpt2<B>> {
 pub struct DpTraining<'a> {
     /// The ledger label of this training's steps in [`DpSummary::ledger`] (`teacher`, …).
     pub label: &'a str,
-    /// Architecture, sampling, clipping and optimiser (the `[teacher]` section's fields).
-    pub settings: &'a TeacherConfig,
+    /// Sampling, clipping, optimiser and schedule (the `[teacher]` section's DP-SGD keys).
+    pub settings: &'a DpSgdConfig,
     /// Total ε of this training, prior releases included.
     pub epsilon: f64,
     /// δ.
@@ -238,9 +238,8 @@ pub fn plan(
     records: usize,
     prior: PrivacyLedger,
 ) -> Result<PlannedTraining, DistilDpError> {
+    training.settings.validate()?;
     let config = trainer_config(training, records);
-    config.optimizer.validate()?;
-    config.schedule.validate()?;
     // a throwaway stream: nothing is sampled or drawn
     let engine = PrivacyEngine::after(config.engine, DpRng::secure()?, prior.clone())?;
     let (_, planned) = engine.steps();

@@ -23,7 +23,7 @@ use dp_accounting::PrivacyLedger;
 use dp_optim::DpRng;
 use synth_gen::ControlCodeFormat;
 
-use crate::backend::{BackendKind, BackendTask, check_device, dispatch};
+use crate::backend::{BackendTask, check_device, dispatch};
 use crate::blocks::TokenBlocks;
 use crate::config::{ModelConfig, PipelineConfig, StudentConfig};
 use crate::distill::distill;
@@ -48,7 +48,7 @@ pub use preflight::default_delta;
 pub use shards::{generate_shard, merge};
 
 /// The stages, in the order `run` takes them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
     /// Label histogram and DP fine-tuning of the teacher (and its public pre-training).
     Teacher,
@@ -134,7 +134,7 @@ pub fn run_with(
     if let Some(p) = processes {
         p.validate()?;
     }
-    let kind = BackendKind::parse(&config.backend).expect("validated");
+    let kind = config.backend;
     check_device(kind)?;
     dispatch(
         kind,
@@ -174,7 +174,7 @@ pub fn teacher_worker(
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let kind = BackendKind::parse(&config.backend).expect("validated");
+    let kind = config.backend;
     check_device(kind)?;
     dispatch(
         kind,
