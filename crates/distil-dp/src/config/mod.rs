@@ -108,6 +108,23 @@ pub(crate) fn nested(section: &str, error: &dyn std::fmt::Display) -> DistilDpEr
     }
 }
 
+/// The error of `doc`, the merged document, when it does not read as a configuration: the
+/// backend's own error when its name is unknown (naming the field and the choices), the DP-SGD
+/// key of `[teacher]` at fault (see [`teacher::locate_error`]), or else `error` as it is.
+fn parse_error(doc: &toml::Table, error: &toml::de::Error) -> DistilDpError {
+    if let Some(Err(e)) = doc
+        .get("backend")
+        .and_then(toml::Value::as_str)
+        .map(str::parse::<BackendKind>)
+        && e.to_string() == error.message()
+    {
+        return e;
+    }
+    DistilDpError::Config {
+        message: teacher::locate_error(doc, error).unwrap_or_else(|| error.to_string()),
+    }
+}
+
 impl PipelineConfig {
     /// Parses a TOML document, applies `overrides` (`dotted.key=value`, the value a TOML
     /// literal or else a string), merges the result over the defaults (a partly given table
@@ -132,12 +149,7 @@ impl PipelineConfig {
         overrides::merge_over(&mut merged, doc);
         let config: Self = match merged.clone().try_into() {
             Ok(config) => config,
-            Err(e) => {
-                let e: toml::de::Error = e;
-                return Err(DistilDpError::Config {
-                    message: teacher::locate_error(&merged, &e).unwrap_or_else(|| e.to_string()),
-                });
-            }
+            Err(e) => return Err(parse_error(&merged, &e)),
         };
         config.validate()?;
         Ok(config)
@@ -197,5 +209,31 @@ impl PipelineConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backend_is_read_by_name_and_an_unknown_one_names_the_field_and_the_choices() {
+        let ndarray = PipelineConfig::from_toml("backend = \"ndarray\"", &[]).unwrap();
+        assert_eq!(ndarray.backend, BackendKind::Ndarray);
+        assert!(ndarray.to_toml().contains("backend = \"ndarray\""));
+        let e = PipelineConfig::from_toml("", &["backend=tpu".into()]).unwrap_err();
+        assert!(
+            matches!(&e, DistilDpError::InvalidArgument { field: "backend", value, .. } if value == "tpu"),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "tpu".parse::<BackendKind>().unwrap_err().to_string()
+        );
+        // not a string: the parser's own message, naming the key
+        let e = PipelineConfig::from_toml("backend = 3", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("backend"), "{e}");
     }
 }
