@@ -3,8 +3,10 @@
 //! (`--set teacher.epochs=2`).
 //!
 //! - this module: [`PipelineConfig`] (the file's top level), parsing and validation;
-//! - [`sections`]: the `[data]`, `[privacy]`, `[tokenizer]`, `[generation]`, `[student]`,
-//!   `[baselines]` sections and the model shape ([`ModelConfig`]);
+//! - [`data`]: the run's inputs, `[data]`, `[privacy]` and `[tokenizer]`;
+//! - [`model`]: a model's shape or starting checkpoint ([`ModelConfig`]);
+//! - [`generation`]: `[generation]`, the synthetic corpus;
+//! - [`student`]: `[student]` and `[baselines]`;
 //! - [`teacher`]: the `[teacher]` section, whose DP-SGD settings ([`DpSgdConfig`], dp-optim's
 //!   own types) every DP training of a run uses;
 //! - `overrides`: `--set` and the merge over the defaults.
@@ -16,14 +18,17 @@ use serde::{Deserialize, Serialize};
 use crate::backend::BackendKind;
 use crate::error::DistilDpError;
 
+pub mod data;
+pub mod generation;
+pub mod model;
 mod overrides;
-pub mod sections;
+pub mod student;
 pub mod teacher;
 
-pub use sections::{
-    BaselinesConfig, DataConfig, GenerationStageConfig, ModelConfig, PrivacyConfig, StudentConfig,
-    TokenizerConfig,
-};
+pub use data::{DataConfig, PrivacyConfig, TokenizerConfig};
+pub use generation::GenerationStageConfig;
+pub use model::{ModelConfig, ModelSection};
+pub use student::{BaselinesConfig, StudentConfig};
 pub use teacher::{DpSgdConfig, TeacherConfig};
 
 /// Everything a run needs. `PipelineConfig::default()` is the quickstart: the embedded
@@ -87,8 +92,25 @@ impl Default for PipelineConfig {
     }
 }
 
+/// Largest `teacher.block_size` and `max_new_tokens` (GPT-2 has 1024 positions).
+const MAX_BLOCK: usize = 16_384;
+/// Largest model width.
+const MAX_WIDTH: usize = 16_384;
+/// Largest layer and head counts.
+const MAX_LAYERS: usize = 256;
+/// Largest vocabulary.
+const MAX_VOCAB: usize = 1 << 20;
+/// Largest batch (generation prompts, student sequences).
+const MAX_BATCH: usize = 65_536;
+/// Largest epoch count.
+const MAX_EPOCHS: f64 = 1e6;
+/// Largest step count.
+const MAX_STEPS: usize = 1_000_000_000;
+/// Largest sample count.
+const MAX_SAMPLES: usize = 1_000_000_000;
+
 /// An out-of-range field: its dotted name, the value, the allowed range.
-pub(crate) fn bad(
+fn bad(
     field: &'static str,
     value: impl ToString,
     expected: &'static str,
@@ -102,7 +124,7 @@ pub(crate) fn bad(
 
 /// An error of a nested type's own validation (a schedule, an optimiser, sampling settings),
 /// under the dotted name of its section.
-pub(crate) fn nested(section: &str, error: &dyn std::fmt::Display) -> DistilDpError {
+fn nested(section: &str, error: &dyn std::fmt::Display) -> DistilDpError {
     DistilDpError::Config {
         message: format!("{section}: {error}"),
     }

@@ -7,8 +7,9 @@ use std::ops::{Deref, DerefMut};
 use dp_optim::{Clipping, ClippingPath, LrSchedule, OptimizerConfig};
 use serde::{Deserialize, Serialize};
 
-use super::sections::{MAX_BLOCK, MAX_EPOCHS, ModelSection, cosine_schedule};
-use super::{bad, nested};
+use super::model::ModelSection;
+use super::student::cosine_schedule;
+use super::{MAX_BLOCK, MAX_EPOCHS, bad, nested};
 use crate::config::ModelConfig;
 use crate::error::DistilDpError;
 

@@ -17,7 +17,7 @@
 //! share of ε, result row — are one table, [`trainings::TRAININGS`], which the stages, the
 //! preflight, the evaluation and the run's identity read.
 //!
-//! The code: [`trainings`] (the table), `ctx` (what the stages share), `preflight` (every check
+//! The code: [`trainings`] (the table), `noise` (the releases' noise streams), `ctx` (what the stages share), `preflight` (every check
 //! before the first release), `start` (starting points and public pre-training), `dp` (the
 //! DP-SGD trainings), `synthetic` (the corpus and the trainings on it), `flow` (a run over the
 //! table), `evaluation` (perplexities and exported models), `shards` (sharded generation).
@@ -37,6 +37,7 @@ mod ctx;
 mod dp;
 mod evaluation;
 mod flow;
+mod noise;
 mod preflight;
 mod shards;
 mod start;
