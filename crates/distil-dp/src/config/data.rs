@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use dp_accounting::AccountantKind;
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_VOCAB, bad};
+use super::{MAX_VOCAB, bad, finite_positive};
 use crate::error::DistilDpError;
 use crate::records::RecordFormat;
 use crate::split::SplitConfig;
@@ -74,9 +74,7 @@ impl Default for PrivacyConfig {
 impl PrivacyConfig {
     /// A finite ε > 0 and, when given, δ in (0, 1).
     pub fn validate(&self) -> Result<(), DistilDpError> {
-        if !(self.epsilon > 0.0 && self.epsilon.is_finite()) {
-            return Err(bad("privacy.epsilon", self.epsilon, "a finite number > 0"));
-        }
+        finite_positive("privacy.epsilon", self.epsilon)?;
         if let Some(d) = self.delta
             && !(d > 0.0 && d < 1.0)
         {

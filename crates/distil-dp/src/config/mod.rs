@@ -110,15 +110,20 @@ const MAX_STEPS: usize = 1_000_000_000;
 const MAX_SAMPLES: usize = 1_000_000_000;
 
 /// An out-of-range field: its dotted name, the value, the allowed range.
-fn bad(
-    field: &'static str,
-    value: impl ToString,
-    expected: &'static str,
-) -> DistilDpError {
+fn bad(field: &'static str, value: impl ToString, expected: &'static str) -> DistilDpError {
     DistilDpError::InvalidArgument {
         field,
         value: value.to_string(),
         expected,
+    }
+}
+
+/// Refuses a `value` of `field` that is not a finite number > 0.
+fn finite_positive(field: &'static str, value: f64) -> Result<(), DistilDpError> {
+    if value > 0.0 && value.is_finite() {
+        Ok(())
+    } else {
+        Err(bad(field, value, "a finite number > 0"))
     }
 }
 

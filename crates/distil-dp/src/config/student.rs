@@ -5,7 +5,7 @@ use kd_losses::DistillConfig;
 use serde::{Deserialize, Serialize};
 
 use super::model::{ModelConfig, ModelSection};
-use super::{MAX_BATCH, MAX_EPOCHS, bad, nested};
+use super::{MAX_BATCH, MAX_EPOCHS, bad, finite_positive, nested};
 use crate::error::DistilDpError;
 
 /// Cosine from 3e-3 to 3e-4 after 5 warm-up steps (the default of both trainings).
@@ -77,9 +77,7 @@ impl StudentConfig {
                 "a number in (0, 1)",
             ));
         }
-        if !(self.epochs > 0.0 && self.epochs.is_finite()) {
-            return Err(bad("student.epochs", self.epochs, "a finite number > 0"));
-        }
+        finite_positive("student.epochs", self.epochs)?;
         if self.epochs > MAX_EPOCHS {
             return Err(bad("student.epochs", self.epochs, "at most 10^6"));
         }
@@ -97,13 +95,7 @@ impl StudentConfig {
                 "a number in [0, 1]",
             ));
         }
-        if !(loss.temperature > 0.0 && loss.temperature.is_finite()) {
-            return Err(bad(
-                "student.loss.temperature",
-                loss.temperature,
-                "a finite number > 0",
-            ));
-        }
+        finite_positive("student.loss.temperature", loss.temperature)?;
         if !(loss.alpha >= 0.0 && loss.alpha.is_finite()) {
             return Err(bad(
                 "student.loss.alpha",

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::ModelSection;
 use super::student::cosine_schedule;
-use super::{MAX_BLOCK, MAX_EPOCHS, bad, nested};
+use super::{MAX_BLOCK, MAX_EPOCHS, bad, finite_positive, nested};
 use crate::config::ModelConfig;
 use crate::error::DistilDpError;
 
@@ -118,9 +118,7 @@ impl DpSgdConfig {
     /// (dp-optim's) validation; what depends on the data (an expected batch larger than the
     /// training split) only dp-optim can check, when the training is planned.
     pub fn validate(&self) -> Result<(), DistilDpError> {
-        if !(self.epochs > 0.0 && self.epochs.is_finite()) {
-            return Err(bad("teacher.epochs", self.epochs, "a finite number > 0"));
-        }
+        finite_positive("teacher.epochs", self.epochs)?;
         if self.epochs > MAX_EPOCHS {
             return Err(bad("teacher.epochs", self.epochs, "at most 10^6"));
         }
@@ -138,13 +136,7 @@ impl DpSgdConfig {
                 "at least 1 (or unset)",
             ));
         }
-        if !(self.max_grad_norm > 0.0 && self.max_grad_norm.is_finite()) {
-            return Err(bad(
-                "teacher.max_grad_norm",
-                self.max_grad_norm,
-                "a finite number > 0",
-            ));
-        }
+        finite_positive("teacher.max_grad_norm", self.max_grad_norm)?;
         self.optimizer
             .validate()
             .map_err(|e| nested("teacher.optimizer", &e))?;
