@@ -15,7 +15,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
     /// Whether this run needs `training`: its stage runs, or the evaluation reads it (its
     /// result row, or the model a row's training learns from). Pre-training is part of the
     /// training it starts.
-    fn needs(&self, training: &Training) -> bool {
+    fn needed(&self, training: &Training) -> bool {
         if training.method == Method::Pretraining || !training.enabled(self.config) {
             return false;
         }
@@ -25,7 +25,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
                 && (evaluated(training)
                     || TRAININGS
                         .iter()
-                        .any(|t| evaluated(t) && t.needs() == Some(training.id))))
+                        .any(|t| evaluated(t) && t.learns_from() == Some(training.id))))
     }
 
     /// Runs the stages (see the module docs of `pipeline`); the report when the evaluation
@@ -42,14 +42,14 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
                 "backend": self.config.backend,
             }),
         );
-        let needed: Vec<&'static Training> = TRAININGS.iter().filter(|t| self.needs(t)).collect();
+        let needed: Vec<&'static Training> = TRAININGS.iter().filter(|t| self.needed(t)).collect();
         // the teacher first: the corpus is generated from it
         let teacher = TrainingId::Teacher;
         let mut done: Done<B> = Vec::new();
         if self.runs(Stage::Generate)
             || needed
                 .iter()
-                .any(|t| t.id == teacher || t.needs() == Some(teacher))
+                .any(|t| t.id == teacher || t.learns_from() == Some(teacher))
         {
             done.push((teacher, self.teacher()?));
         }
@@ -64,18 +64,18 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
         for &training in needed.iter().filter(|t| t.id != teacher) {
             let trained = match training.method {
                 Method::DpSgd(_) => self.dp_release(training, &done)?,
-                Method::Synthetic { soft_labels } => {
-                    let teacher = match find(&done, teacher) {
-                        Some(t) if soft_labels => Some(t.model.valid()),
-                        _ => None,
-                    };
+                Method::Synthetic { .. } => {
+                    let teacher = training
+                        .learns_from()
+                        .and_then(|id| find(&done, id))
+                        .map(|t| t.model.valid());
                     let corpus = corpus.as_deref().unwrap_or_default();
                     self.distilled(training, teacher.as_ref(), corpus)?
                 }
                 Method::Pretraining => continue,
             };
             // a model only another training learns from is let go once that one is done
-            if let Some(id) = training.needs()
+            if let Some(id) = training.learns_from()
                 && id.training().result.is_none()
             {
                 done.retain(|(d, _)| *d != id);

@@ -210,6 +210,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
                     None => self.config.generation.allocation.planned_ledger()?,
                 },
                 PrivateData::Texts => PrivacyLedger::new(),
+                // planned just before: the same release (part) as this training
                 PrivateData::DistilledFrom(id) => planned
                     .iter()
                     .find(|(p, _)| *p == id)

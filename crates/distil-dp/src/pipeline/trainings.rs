@@ -220,7 +220,7 @@ impl Training {
 
     /// The training whose model it needs, besides its own starting point: the DP teacher
     /// for the distilled student, DPKD's teacher for DPKD's student.
-    pub fn needs(&self) -> Option<TrainingId> {
+    pub fn learns_from(&self) -> Option<TrainingId> {
         match self.method {
             Method::DpSgd(DpSgd {
                 data: PrivateData::DistilledFrom(teacher),
