@@ -93,6 +93,11 @@ fn backend(name: &str) -> Result<BackendKind, DistilDpError> {
     name.parse()
 }
 
+/// `--shard I/N` of `generate`: an error names `shard.index`, `shard.count` or the syntax.
+fn shard_arg(text: &str) -> Result<Shard, DistilDpError> {
+    Ok(text.parse::<Shard>()?)
+}
+
 /// `--output`: the library's [`OutputMode`], as the command line offers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Output {
@@ -149,7 +154,7 @@ struct GenerateArgs {
     /// run's T synthetic samples, into synthetic.shard-I-of-N.jsonl in the run directory
     /// (events in metrics.shard-I-of-N.jsonl); synthetic.jsonl is not touched. Needs the
     /// teacher stage; join the shards with `distil-dp merge --shards N`.
-    #[arg(long, value_name = "I/N")]
+    #[arg(long, value_name = "I/N", value_parser = shard_arg)]
     shard: Option<Shard>,
 }
 
