@@ -1,10 +1,13 @@
 //! Choosing the compute backend at run time.
 
 use burn::tensor::backend::Backend;
+use serde::{Deserialize, Serialize};
 
 use crate::error::DistilDpError;
 
-/// The backends this build can run on.
+/// The backends this build can run on: the `backend` key of the configuration and
+/// `--backend` of the command line, read and written as their names (`flex`, `ndarray`,
+/// `cuda`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackendKind {
     /// burn-flex: pure-Rust CPU backend with SIMD and threads (the default: faster than
@@ -18,8 +21,15 @@ pub enum BackendKind {
     Cuda,
 }
 
+/// The backends a name may choose, for the message of an unknown one.
+const CHOICES: &str = if cfg!(feature = "cuda") {
+    "flex, ndarray or cuda"
+} else {
+    "flex or ndarray (cuda with the `cuda` feature)"
+};
+
 impl BackendKind {
-    /// Name as accepted on the command line.
+    /// Name as accepted on the command line and in the configuration.
     pub fn name(self) -> &'static str {
         match self {
             Self::Flex => "flex",
@@ -28,31 +38,44 @@ impl BackendKind {
             Self::Cuda => "cuda",
         }
     }
+}
 
-    /// Parses a command-line name.
-    pub fn parse(name: &str) -> Option<Self> {
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = DistilDpError;
+
+    /// Parses a name; an unknown one (or `cuda` in a build without the `cuda` feature) is an
+    /// error naming `backend` and the choices this build offers.
+    fn from_str(name: &str) -> Result<Self, DistilDpError> {
         match name {
-            "flex" => Some(Self::Flex),
-            "ndarray" => Some(Self::Ndarray),
+            "flex" => Ok(Self::Flex),
+            "ndarray" => Ok(Self::Ndarray),
             #[cfg(feature = "cuda")]
-            "cuda" => Some(Self::Cuda),
-            _ => None,
+            "cuda" => Ok(Self::Cuda),
+            _ => Err(DistilDpError::InvalidArgument {
+                field: "backend",
+                value: name.to_string(),
+                expected: CHOICES,
+            }),
         }
     }
 }
 
-impl BackendKind {
-    /// Parses a command-line name, with an error listing the choices this build offers.
-    pub fn from_arg(name: &str) -> Result<Self, String> {
-        Self::parse(name).ok_or_else(|| {
-            if cfg!(feature = "cuda") {
-                format!("unknown backend `{name}` (choose flex, ndarray or cuda)")
-            } else {
-                format!(
-                    "unknown backend `{name}` (choose flex or ndarray; cuda needs a build with the `cuda` feature)"
-                )
-            }
-        })
+impl Serialize for BackendKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for BackendKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -155,6 +178,18 @@ pub fn inner_device<B: burn::tensor::backend::AutodiffBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_parse_back_and_an_unknown_one_names_the_field() {
+        for kind in [BackendKind::Flex, BackendKind::Ndarray] {
+            assert_eq!(kind.name().parse::<BackendKind>().unwrap(), kind);
+        }
+        let e = "tpu".parse::<BackendKind>().unwrap_err().to_string();
+        assert!(
+            e.contains("backend") && e.contains("tpu") && e.contains("flex"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn cpu_backends_are_always_usable() {

@@ -15,7 +15,7 @@ use dp_optim::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ModelConfig, TeacherConfig};
+use crate::config::{DpSgdConfig, ModelConfig};
 use crate::error::{DistilDpError, Mismatch};
 
 /// What one call achieved.
@@ -120,8 +120,8 @@ pub trait PrivateExamples<B: AutodiffBackend>: ExampleLoss<B, Gpt2<B>> + Replica
 pub struct DpTraining<'a> {
     /// The ledger label of this training's steps in [`DpSummary::ledger`] (`teacher`, …).
     pub label: &'a str,
-    /// Architecture, sampling, clipping and optimiser (the `[teacher]` section's fields).
-    pub settings: &'a TeacherConfig,
+    /// Sampling, clipping, optimiser and schedule (the `[teacher]` section's DP-SGD keys).
+    pub settings: &'a DpSgdConfig,
     /// Total ε of this training, prior releases included.
     pub epsilon: f64,
     /// δ.
@@ -221,9 +221,8 @@ pub fn plan(
     records: usize,
     prior: PrivacyLedger,
 ) -> Result<PlannedTraining, DistilDpError> {
+    training.settings.validate()?;
     let config = trainer_config(training, records);
-    config.optimizer.validate()?;
-    config.schedule.validate()?;
     // a throwaway stream: nothing is sampled or drawn
     let label = config.engine.ledger_label.clone();
     let engine = PrivacyEngine::after(config.engine, DpRng::secure()?, prior.clone())?;

@@ -12,27 +12,21 @@ use crate::backend::{BackendKind, BackendTask, check_device, dispatch};
 use crate::data::read_texts;
 use crate::error::DistilDpError;
 
-/// What to evaluate (also the arguments of `distil-dp eval`).
-#[derive(Debug, Clone, clap::Args)]
+/// What to evaluate: the arguments of `distil-dp eval` (the command line's help describes
+/// each).
+#[derive(Debug, Clone)]
 pub struct EvalArgs {
-    /// Hugging Face (config.json + model.safetensors) or native (model.json + model.bpk)
-    /// checkpoint directory.
-    #[arg(long)]
+    /// The checkpoint directory (Hugging Face or native).
     pub model: PathBuf,
-    /// Texts: one per line, or JSONL / CSV with a `text` column (by extension).
-    #[arg(long)]
+    /// The texts to score.
     pub data: PathBuf,
-    /// tokenizer.json [default: the one in the model directory].
-    #[arg(long)]
+    /// `tokenizer.json`; `None`: the model directory's.
     pub tokenizer: Option<PathBuf>,
-    /// Window length in tokens [default: the model's n_positions].
-    #[arg(long)]
+    /// Window length in tokens; `None`: the model's `n_positions`.
     pub block_size: Option<usize>,
-    /// Windows per forward pass.
-    #[arg(long, default_value_t = 8)]
+    /// Windows per forward pass (at least 1).
     pub batch_size: usize,
-    /// Compute backend: flex, ndarray, or cuda (in builds with the `cuda` feature).
-    #[arg(long, default_value = "flex", value_parser = BackendKind::from_arg)]
+    /// The backend to compute on.
     pub backend: BackendKind,
 }
 

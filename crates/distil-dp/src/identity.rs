@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::PipelineConfig;
 use crate::error::{DistilDpError, Mismatch, io};
 use crate::fingerprint::DataFingerprint;
-use crate::pipeline::{Stage, dirs};
+use crate::pipeline::Stage;
+use crate::pipeline::trainings::TRAININGS;
 use crate::run_dir::{RunDir, write_atomic};
 
 /// One output of a run that has an identity.
@@ -142,17 +143,12 @@ impl Part {
         }
     }
 
-    /// The files and directories it writes (their existence means it has started).
+    /// The files and directories it writes (their existence means it has started): the
+    /// checkpoints of its trainings (see `pipeline::trainings`), and the label histogram or
+    /// the corpus files.
     pub fn outputs(self, dir: &RunDir) -> Vec<PathBuf> {
-        let model = |name: &str| checkpoint_paths(dir.model_dir(name));
-        match self {
-            Part::DistilDp => {
-                let mut v = vec![dir.histogram_path()];
-                v.extend(model(dirs::TEACHER));
-                v
-            }
-            Part::PretrainTeacher => model(dirs::PRETRAIN_TEACHER),
-            Part::PretrainStudent => model(dirs::PRETRAIN_STUDENT),
+        let mut v = match self {
+            Part::DistilDp => vec![dir.histogram_path()],
             Part::Generation => {
                 let corpus = dir.synthetic_path();
                 let mut v = vec![synth_gen::completion_marker(&corpus), corpus];
@@ -170,11 +166,12 @@ impl Part {
                 }
                 v
             }
-            Part::Student => model(dirs::STUDENT),
-            Part::HardLabels => model(dirs::HARD_LABELS),
-            Part::DpSgdStudent => model(dirs::DP_SGD_STUDENT),
-            Part::Dpkd => [model(dirs::DPKD_TEACHER), model(dirs::DPKD_STUDENT)].concat(),
+            _ => Vec::new(),
+        };
+        for training in TRAININGS.iter().filter(|t| t.part == self) {
+            v.extend(checkpoint_paths(dir.model_dir(training.dir)));
         }
+        v
     }
 
     /// The identity of this part under `config` and `data`.

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::error::{DistilDpError, io};
 
 /// How a run reports progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OutputMode {
     /// Progress bars with rates and ETA on stderr, the results on stdout.
     #[default]

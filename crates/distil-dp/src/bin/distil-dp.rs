@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use distil_dp::DistilDpError;
+use distil_dp::backend::BackendKind;
 use distil_dp::config::PipelineConfig;
 use distil_dp::dp_train::Processes;
 use distil_dp::eval::{EvalArgs, evaluate};
@@ -47,7 +48,75 @@ enum Command {
     /// Stage 4: test perplexities, report.json, report.md, loss curves.
     Evaluate(RunArgs),
     /// Perplexity of a checkpoint on a text file; prints one line of JSON.
-    Eval(EvalArgs),
+    Eval(EvalCli),
+}
+
+/// `distil-dp eval`'s arguments (the library's `EvalArgs`).
+#[derive(Debug, Clone, Args)]
+struct EvalCli {
+    /// Hugging Face (config.json + model.safetensors) or native (model.json + model.bpk)
+    /// checkpoint directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Texts: one per line, or JSONL / CSV with a `text` column (by extension).
+    #[arg(long)]
+    data: PathBuf,
+    /// tokenizer.json [default: the one in the model directory].
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Window length in tokens [default: the model's n_positions].
+    #[arg(long)]
+    block_size: Option<usize>,
+    /// Windows per forward pass.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Compute backend: flex, ndarray, or cuda (in builds with the `cuda` feature).
+    #[arg(long, default_value = "flex", value_parser = backend)]
+    backend: BackendKind,
+}
+
+impl From<&EvalCli> for EvalArgs {
+    fn from(cli: &EvalCli) -> Self {
+        Self {
+            model: cli.model.clone(),
+            data: cli.data.clone(),
+            tokenizer: cli.tokenizer.clone(),
+            block_size: cli.block_size,
+            batch_size: cli.batch_size,
+            backend: cli.backend,
+        }
+    }
+}
+
+/// `--backend NAME` of `eval`: the library's parser, whose error names the choices.
+fn backend(name: &str) -> Result<BackendKind, DistilDpError> {
+    name.parse()
+}
+
+/// `--shard I/N` of `generate`: an error names `shard.index`, `shard.count` or the syntax.
+fn shard_arg(text: &str) -> Result<Shard, DistilDpError> {
+    Ok(text.parse::<Shard>()?)
+}
+
+/// `--output`: the library's [`OutputMode`], as the command line offers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// Progress bars with rates and ETA on stderr, the results on stdout.
+    Bars,
+    /// Errors and the final results only.
+    Quiet,
+    /// One JSON object per event on stdout (the same lines as `metrics.jsonl`).
+    Json,
+}
+
+impl From<Output> for OutputMode {
+    fn from(output: Output) -> Self {
+        match output {
+            Output::Bars => Self::Bars,
+            Output::Quiet => Self::Quiet,
+            Output::Json => Self::Json,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -66,8 +135,15 @@ struct RunArgs {
     #[arg(long)]
     workers: Option<usize>,
     /// Progress display: bars (stderr), quiet, or json (one event per line on stdout).
-    #[arg(long, value_enum, default_value_t = OutputMode::Bars)]
-    output: OutputMode,
+    #[arg(long, value_enum, default_value_t = Output::Bars)]
+    output: Output,
+}
+
+impl RunArgs {
+    /// The progress display chosen.
+    fn mode(&self) -> OutputMode {
+        self.output.into()
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -78,7 +154,7 @@ struct GenerateArgs {
     /// run's T synthetic samples, into synthetic.shard-I-of-N.jsonl in the run directory
     /// (events in metrics.shard-I-of-N.jsonl); synthetic.jsonl is not touched. Needs the
     /// teacher stage; join the shards with `distil-dp merge --shards N`.
-    #[arg(long, value_name = "I/N")]
+    #[arg(long, value_name = "I/N", value_parser = shard_arg)]
     shard: Option<Shard>,
 }
 
@@ -125,18 +201,18 @@ fn teacher(args: &TeacherArgs) -> Result<(), DistilDpError> {
     processes.validate()?;
     let (config, dir) = open_run(&args.run)?;
     if rank == 0 {
-        let mut reporter = Reporter::new(args.run.output, &dir.metrics_path())?;
+        let mut reporter = Reporter::new(args.run.mode(), &dir.metrics_path())?;
         run_with(&config, &[Stage::Teacher], &mut reporter, Some(&processes))?;
-        if args.run.output != OutputMode::Quiet && args.run.output != OutputMode::Json {
+        if args.run.mode() != OutputMode::Quiet && args.run.mode() != OutputMode::Json {
             eprintln!(
                 "done: teacher on {world} processes (run directory {})",
                 dir.root().display()
             );
         }
     } else {
-        let mut reporter = Reporter::new(args.run.output, &dir.worker_metrics_path(rank))?;
+        let mut reporter = Reporter::new(args.run.mode(), &dir.worker_metrics_path(rank))?;
         teacher_worker(&config, &processes, &mut reporter)?;
-        if args.run.output != OutputMode::Quiet && args.run.output != OutputMode::Json {
+        if args.run.mode() != OutputMode::Quiet && args.run.mode() != OutputMode::Json {
             eprintln!("done: teacher worker {rank} of {world}");
         }
     }
@@ -162,9 +238,9 @@ fn open_run(args: &RunArgs) -> Result<(PipelineConfig, RunDir), DistilDpError> {
 
 fn pipeline(args: &RunArgs, stages: &[Stage]) -> Result<(), DistilDpError> {
     let (config, dir) = open_run(args)?;
-    let mut reporter = Reporter::new(args.output, &dir.metrics_path())?;
+    let mut reporter = Reporter::new(args.mode(), &dir.metrics_path())?;
     let report = run(&config, stages, &mut reporter)?;
-    match (report, args.output) {
+    match (report, args.mode()) {
         (Some(r), OutputMode::Json) => {
             println!("{}", serde_json::json!({ "stage": "report", "report": r }))
         }
@@ -191,9 +267,9 @@ fn pipeline(args: &RunArgs, stages: &[Stage]) -> Result<(), DistilDpError> {
 
 fn shard(args: &RunArgs, shard: Shard) -> Result<(), DistilDpError> {
     let (config, dir) = open_run(args)?;
-    let mut reporter = Reporter::new(args.output, &dir.shard_metrics_path(shard))?;
+    let mut reporter = Reporter::new(args.mode(), &dir.shard_metrics_path(shard))?;
     let report = generate_shard(&config, shard, &mut reporter)?;
-    if args.output == OutputMode::Bars {
+    if args.mode() == OutputMode::Bars {
         eprintln!(
             "done: generate shard {shard}: {} samples generated, {} in {}",
             report.generated,
@@ -206,9 +282,9 @@ fn shard(args: &RunArgs, shard: Shard) -> Result<(), DistilDpError> {
 
 fn merge_shards(args: &MergeArgs) -> Result<(), DistilDpError> {
     let (config, dir) = open_run(&args.run)?;
-    let mut reporter = Reporter::new(args.run.output, &dir.metrics_path())?;
+    let mut reporter = Reporter::new(args.run.mode(), &dir.metrics_path())?;
     let report = merge(&config, args.shards, &mut reporter)?;
-    if args.run.output == OutputMode::Bars {
+    if args.run.mode() == OutputMode::Bars {
         eprintln!(
             "done: merged {} shards: {} samples in {} ({} repeats across shards dropped)",
             report.shards,
@@ -234,7 +310,7 @@ fn main() -> ExitCode {
         Command::Student(a) => pipeline(a, &[Stage::Student]),
         Command::Baselines(a) => pipeline(a, &[Stage::Baselines]),
         Command::Evaluate(a) => pipeline(a, &[Stage::Evaluate]),
-        Command::Eval(args) => evaluate(args).map(|report| {
+        Command::Eval(args) => evaluate(&args.into()).map(|report| {
             println!(
                 "{}",
                 serde_json::to_string(&report).expect("report serialises")

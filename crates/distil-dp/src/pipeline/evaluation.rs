@@ -5,12 +5,15 @@ use burn::tensor::backend::AutodiffBackend;
 use causal_lm::{Gpt2, PerplexityReport, perplexity};
 use synth_gen::ControlCodeFormat;
 
-use super::{Ctx, Trained, dirs};
+use super::ctx::{Ctx, Trained};
 use crate::error::DistilDpError;
 use crate::report::{ModelResult, TrainingKind};
 
 /// Sequences per forward pass when scoring.
 const EVAL_BATCH: usize = 16;
+
+/// Where the final models are exported, in the run directory.
+const MODELS: &str = "models";
 
 impl<B: AutodiffBackend> Ctx<'_, B> {
     /// Stage 4 for one model: perplexity on the private test split, without control codes.
@@ -82,7 +85,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
     /// Saves a final model as a native checkpoint with the run's tokenizer, ready for
     /// `distil-dp eval` or `causal_lm::checkpoint::load`.
     pub(super) fn export(&self, name: &str, model: &Gpt2<B>) -> Result<(), DistilDpError> {
-        let dir = self.dir.model_dir(dirs::MODELS).join(name);
+        let dir = self.dir.model_dir(MODELS).join(name);
         causal_lm::checkpoint::save(&model.valid(), &dir)?;
         Ok(crate::run_dir::write_atomic(
             &dir.join("tokenizer.json"),

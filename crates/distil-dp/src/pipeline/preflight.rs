@@ -8,8 +8,11 @@ use burn::tensor::backend::AutodiffBackend;
 use dp_accounting::PrivacyLedger;
 use synth_gen::ControlCodeFormat;
 
-use super::{Ctx, Stage, dirs};
-use crate::dp_train::{DpTraining, plan};
+use super::Stage;
+use super::ctx::Ctx;
+use super::dp::dp_training;
+use super::trainings::{Architecture, Method, PrivateData, TRAININGS, Training, TrainingId};
+use crate::dp_train::plan;
 use crate::error::DistilDpError;
 use crate::histogram::{ControlCodes, control_codes, load_release};
 use crate::identity::{self, Part};
@@ -23,44 +26,28 @@ pub fn default_delta(n: usize) -> f64 {
 }
 
 impl<B: AutodiffBackend> Ctx<'_, B> {
-    /// The parts this run makes and those it only reads.
+    /// The parts this run makes and those it only reads: each training of the table its
+    /// stage runs makes its part and the pre-training of its architecture, and reads what it
+    /// learns from; the generation reads the DistilDP release; the evaluation reads every
+    /// evaluated training's part and what that one read.
     fn parts(&self) -> (Vec<Part>, Vec<Part>) {
-        let b = &self.config.baselines;
         let mut makes = Vec::new();
         let mut reads = Vec::new();
-        if self.runs(Stage::Teacher) {
-            makes.extend([Part::DistilDp, Part::PretrainTeacher]);
-        }
         if self.runs(Stage::Generate) {
             reads.push(Part::DistilDp);
             makes.push(Part::Generation);
         }
-        if self.runs(Stage::Student) {
-            reads.extend([Part::DistilDp, Part::Generation]);
-            makes.extend([Part::Student, Part::PretrainStudent]);
-        }
-        if self.runs(Stage::Baselines) {
-            if b.dp_sgd_student {
-                makes.extend([Part::DpSgdStudent, Part::PretrainStudent]);
+        for t in TRAININGS.iter().filter(|t| t.enabled(self.config)) {
+            if t.method == Method::Pretraining {
+                continue;
             }
-            if b.dpkd {
-                makes.extend([Part::Dpkd, Part::PretrainTeacher, Part::PretrainStudent]);
+            if self.runs(t.stage) {
+                makes.extend([t.part, t.architecture.pretraining().part]);
+                reads.extend(t.reads());
             }
-            if b.synthetic_hard_labels {
-                reads.extend([Part::DistilDp, Part::Generation]);
-                makes.extend([Part::HardLabels, Part::PretrainStudent]);
-            }
-        }
-        if self.runs(Stage::Evaluate) {
-            reads.extend([Part::DistilDp, Part::Generation, Part::Student]);
-            if b.dp_sgd_student {
-                reads.push(Part::DpSgdStudent);
-            }
-            if b.dpkd {
-                reads.push(Part::Dpkd);
-            }
-            if b.synthetic_hard_labels {
-                reads.push(Part::HardLabels);
+            if self.runs(Stage::Evaluate) && t.result.is_some() {
+                reads.push(t.part);
+                reads.extend(t.reads());
             }
         }
         (makes, reads)
@@ -164,28 +151,19 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
     /// Loads every starting checkpoint a training of this run reads (and checks it against
     /// the tokenizer and the block size), so a bad path fails before any release.
     fn check_starting_checkpoints(&self, makes: &[Part]) -> Result<(), DistilDpError> {
-        let teacher_role = makes
-            .iter()
-            .any(|p| matches!(p, Part::DistilDp | Part::Dpkd));
-        let student_role = makes.iter().any(|p| {
-            matches!(
-                p,
-                Part::Student | Part::HardLabels | Part::DpSgdStudent | Part::Dpkd
-            )
-        });
-        for (uses, field, model) in [
-            (
-                teacher_role,
-                "teacher.model.checkpoint",
-                &self.config.teacher.model,
-            ),
-            (
-                student_role,
-                "student.model.checkpoint",
-                &self.config.student.model,
-            ),
+        let uses = |architecture: Architecture| {
+            TRAININGS.iter().any(|t| {
+                t.method != Method::Pretraining
+                    && t.architecture == architecture
+                    && makes.contains(&t.part)
+            })
+        };
+        for (architecture, field) in [
+            (Architecture::Teacher, "teacher.model.checkpoint"),
+            (Architecture::Student, "student.model.checkpoint"),
         ] {
-            let Some(path) = model.checkpoint.as_ref().filter(|_| uses) else {
+            let model = architecture.model(self.config);
+            let Some(path) = model.checkpoint.as_ref().filter(|_| uses(architecture)) else {
                 continue;
             };
             let gpt = causal_lm::checkpoint::load_any::<B::InnerBackend>(
@@ -213,70 +191,37 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
     /// Calibrates σ of every DP training this run will start, after what each one's ledger
     /// will hold before it (the label histogram for the teacher, DPKD's teacher for DPKD's
     /// student), exactly as the training will: a budget no σ can meet, an expected batch
-    /// larger than the data or any other bad setting fails here, before any release.
+    /// larger than the data or any other bad setting fails here, before any release. A
+    /// release (a part) is planned whole when any of its trainings starts.
     fn plan_releases(&self, makes: &[Part]) -> Result<(), DistilDpError> {
         let n = self.splits.train.len();
-        let starts = |dir: &str| !dp_optim::checkpoint_exists(&self.dir.model_dir(dir));
-        let epsilon = self.config.privacy.epsilon;
-        if makes.contains(&Part::DistilDp) && starts(dirs::TEACHER) {
-            let prior = match load_release(&self.dir)? {
-                Some(r) => r.ledger,
-                None => self.config.generation.allocation.planned_ledger()?,
+        let starts = |t: &Training| !dp_optim::checkpoint_exists(&self.model_dir(t));
+        let dp_trainings = || TRAININGS.iter().filter(|t| t.dp_sgd().is_some());
+        let mut planned: Vec<(TrainingId, PrivacyLedger)> = Vec::new();
+        for training in dp_trainings() {
+            if !makes.contains(&training.part)
+                || !dp_trainings().any(|t| t.part == training.part && starts(t))
+            {
+                continue;
+            }
+            let prior = match training.release()?.data {
+                PrivateData::CodedTexts => match load_release(&self.dir)? {
+                    Some(r) => r.ledger,
+                    None => self.config.generation.allocation.planned_ledger()?,
+                },
+                PrivateData::Texts => PrivacyLedger::new(),
+                // planned just before: the same release (part) as this training
+                PrivateData::DistilledFrom(id) => planned
+                    .iter()
+                    .find(|(p, _)| *p == id)
+                    .map(|(_, ledger)| ledger.clone())
+                    .unwrap_or_default(),
             };
-            plan(&self.training("teacher", epsilon, 2), n, prior)?;
-        }
-        if makes.contains(&Part::DpSgdStudent) && starts(dirs::DP_SGD_STUDENT) {
-            let training = self.training("dp-sgd-student", epsilon, 3);
-            plan(&training, n, PrivacyLedger::new())?;
-        }
-        if makes.contains(&Part::Dpkd) && (starts(dirs::DPKD_TEACHER) || starts(dirs::DPKD_STUDENT))
-        {
-            let teacher = self.training("dpkd-teacher", epsilon / 2.0, 4);
-            let planned = plan(&teacher, n, PrivacyLedger::new())?;
-            let student = self.training("dpkd-student", epsilon, 5);
-            plan(&student, n, planned.ledger)?;
+            // on this process: the plan does not depend on how many processes share it
+            let settings = dp_training(self.config, self.delta, &self.dataset_id, training, None)?;
+            let plan = plan(&settings, n, prior)?;
+            planned.push((training.id, plan.ledger));
         }
         Ok(())
-    }
-
-    /// The settings of one DP-SGD training this run plans (on this process: the plan does
-    /// not depend on how many processes share it; see [`dp_training`]).
-    fn training<'s>(&'s self, name: &'s str, epsilon: f64, noise_tag: u64) -> DpTraining<'s> {
-        dp_training(
-            self.config,
-            self.delta,
-            None,
-            &self.dataset_id,
-            name,
-            epsilon,
-            noise_tag,
-        )
-    }
-}
-
-/// The settings of one DP-SGD training of a run (`noise_tag` picks its insecure stream when
-/// `insecure_noise_seed` is set; `processes`: spread over them).
-pub(super) fn dp_training<'s>(
-    config: &'s crate::config::PipelineConfig,
-    delta: f64,
-    processes: Option<&'s crate::dp_train::Processes>,
-    dataset: &'s str,
-    name: &'s str,
-    epsilon: f64,
-    noise_tag: u64,
-) -> DpTraining<'s> {
-    DpTraining {
-        label: name,
-        settings: &config.teacher,
-        epsilon,
-        delta,
-        accountant: config.privacy.accountant,
-        insecure_noise_seed: config
-            .insecure_noise_seed
-            .map(|s| s.wrapping_add(noise_tag.wrapping_mul(0x9E37))),
-        checkpoint_every: config.checkpoint_every,
-        workers: config.workers,
-        processes,
-        dataset: Some(dataset),
     }
 }

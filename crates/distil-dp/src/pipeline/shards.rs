@@ -26,7 +26,7 @@ pub fn generate_shard(
     reporter: &mut Reporter,
 ) -> Result<SynthesisReport, DistilDpError> {
     config.validate()?;
-    let kind = BackendKind::parse(&config.backend).expect("validated");
+    let kind: BackendKind = config.backend;
     check_device(kind)?;
     dispatch(
         kind,

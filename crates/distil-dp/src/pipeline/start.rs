@@ -1,0 +1,91 @@
+//! The starting point of every training: the configured checkpoint, or a fresh model from
+//! the public seed, pre-trained on the public corpus when asked (stage 0, non-private).
+
+use burn::tensor::backend::AutodiffBackend;
+use causal_lm::Gpt2;
+
+use super::ctx::{Ctx, Mode};
+use super::log_step;
+use super::trainings::Architecture;
+use crate::config::StudentConfig;
+use crate::distill::distill;
+use crate::dp_train::{Progress, fresh_model};
+use crate::error::DistilDpError;
+
+/// Pre-training batch size (stage 0).
+const PRETRAIN_BATCH: usize = 32;
+
+impl<B: AutodiffBackend> Ctx<'_, B> {
+    /// The starting point of `architecture`: its checkpoint, or a fresh model from the public
+    /// seed (pre-trained first when its stage runs and `pretrain_steps` > 0; a model only
+    /// loaded from its own checkpoint needs no pre-training).
+    pub(super) fn start(
+        &mut self,
+        architecture: Architecture,
+        mode: Mode,
+    ) -> Result<Gpt2<B>, DistilDpError> {
+        let model = architecture.model(self.config);
+        if let Some(path) = &model.checkpoint {
+            let gpt = causal_lm::checkpoint::load_any::<B>(path, &self.device)?;
+            self.check_vocabulary(path, gpt.config.vocab_size)?;
+            return Ok(gpt);
+        }
+        let gpt = fresh_model::<B>(
+            model,
+            self.tok.vocab_size(),
+            self.tok.eos_id(),
+            self.config.teacher.block_size,
+            self.config.seed.wrapping_add(architecture.seed_offset()),
+            &self.device,
+        )?;
+        if model.pretrain_steps == 0 || mode == Mode::Load {
+            return Ok(gpt);
+        }
+        let steps = model.pretrain_steps as u64;
+        let public = crate::prepare::public_texts(self.config)?;
+        let data = self.blocks(&public)?;
+        // fixed settings: stage 0 depends on the architecture, the tokenizer and the seed
+        // only (not on `[student]`), so changing the student never invalidates the teacher
+        let settings = StudentConfig {
+            batch_size: PRETRAIN_BATCH,
+            ..StudentConfig::default()
+        };
+        let pretraining = architecture.pretraining();
+        let dir = self.model_dir(pretraining);
+        let rep = &mut *self.rep;
+        let progress = distill(
+            &settings,
+            gpt,
+            None,
+            &data,
+            Some(steps),
+            self.config.seed,
+            &dir,
+            None,
+            self.config.checkpoint_every,
+            &mut |line| log_step(rep, pretraining.name, &line),
+        )?;
+        match progress {
+            Progress::Done(m) => Ok(m),
+            // no step limit was given, so distill runs every step
+            Progress::Paused { .. } => Err(self.missing(pretraining.stage, dir)),
+        }
+    }
+
+    /// Refuses a starting checkpoint whose vocabulary is smaller than the tokenizer's.
+    pub(super) fn check_vocabulary(
+        &self,
+        path: &std::path::Path,
+        vocab_size: usize,
+    ) -> Result<(), DistilDpError> {
+        if self.tok.vocab_size() > vocab_size {
+            return Err(causal_lm::CausalLmError::Mismatch(format!(
+                "{}: the tokenizer has {} tokens, the model's vocabulary only {vocab_size} (give the checkpoint's own tokenizer as tokenizer.path)",
+                path.display(),
+                self.tok.vocab_size(),
+            ))
+            .into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,104 @@
+//! Stage 2, the synthetic corpus from the DP teacher, and the trainings on it (post-processing
+//! of the DistilDP release): the distilled student (stage 3) and the hard-label baseline.
+
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
+use causal_lm::Gpt2;
+
+use super::Stage;
+use super::ctx::{Ctx, Mode, Trained};
+use super::log_step;
+use super::trainings::Training;
+use crate::distill::distill;
+use crate::dp_train::Progress;
+use crate::error::DistilDpError;
+
+impl<B: AutodiffBackend> Ctx<'_, B> {
+    /// Stage 2: the synthetic corpus (generated from `teacher` when the stage runs, else read
+    /// back).
+    pub(super) fn corpus(&mut self, teacher: &Gpt2<B>) -> Result<Vec<String>, DistilDpError> {
+        if !self.runs(Stage::Generate) {
+            return self.corpus_from_disk();
+        }
+        let release = self.label_release(false)?;
+        let bars = self.rep.mode() == crate::progress::OutputMode::Bars;
+        self.rep.finish();
+        let inner = teacher.valid();
+        let report = crate::generation::generate_corpus(
+            self.config,
+            &self.dir,
+            &inner,
+            &self.tok,
+            &release,
+            bars,
+            &self.device,
+        )?;
+        self.rep.event(
+            Stage::Generate.name(),
+            serde_json::json!({
+                "event": "done",
+                "total": report.total,
+                "generated": report.generated,
+                "written": report.written,
+            }),
+        );
+        self.corpus_from_disk()
+    }
+
+    /// The complete synthetic corpus from the run directory.
+    pub(super) fn corpus_from_disk(&mut self) -> Result<Vec<String>, DistilDpError> {
+        let path = self.dir.synthetic_path();
+        let release = match self.label_release(false) {
+            Ok(r) => r,
+            Err(_) => return Err(self.missing(Stage::Generate, path)),
+        };
+        if !crate::generation::corpus_complete(self.config, &self.dir, &release)? {
+            return Err(self.missing(Stage::Generate, path));
+        }
+        crate::data::read_texts(&path)
+    }
+
+    /// A training on the synthetic corpus: with `teacher`'s soft labels, or with hard labels
+    /// only; trained when its stage runs, else loaded (and refused when missing or
+    /// incomplete).
+    pub(super) fn distilled(
+        &mut self,
+        training: &'static Training,
+        teacher: Option<&Gpt2<B::InnerBackend>>,
+        corpus: &[String],
+    ) -> Result<Trained<B>, DistilDpError> {
+        let dir = self.model_dir(training);
+        let data = self.blocks(corpus)?;
+        let mode = self.mode(training);
+        if mode == Mode::Load && !crate::distill::checkpoint_exists(&dir) {
+            return Err(self.missing(training.stage, dir));
+        }
+        let initial = self.start(training.architecture, mode)?;
+        if let Some(t) = teacher
+            && t.config.vocab_size != initial.config.vocab_size
+        {
+            return Err(causal_lm::CausalLmError::Mismatch(format!(
+                "the teacher's vocabulary has {} tokens, the student's {}: distillation compares their distributions token by token, so both must use the same tokenizer",
+                t.config.vocab_size, initial.config.vocab_size
+            ))
+            .into());
+        }
+        let rep = &mut *self.rep;
+        let progress = distill(
+            &self.config.student,
+            initial,
+            teacher,
+            &data,
+            None,
+            self.config.seed,
+            &dir,
+            mode.step_limit(),
+            self.config.checkpoint_every,
+            &mut |line| log_step(rep, training.name, &line),
+        )?;
+        match progress {
+            Progress::Done(model) => Ok(Trained { model, dp: None }),
+            Progress::Paused { .. } => Err(self.missing(training.stage, dir)),
+        }
+    }
+}
