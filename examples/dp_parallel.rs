@@ -22,6 +22,7 @@ use std::time::Duration;
 use burn::backend::{Autodiff, Flex};
 use causal_lm::{Gpt2, Gpt2Config, TokenBlocks, Tokenizer, TokenizerTrainer};
 use dp_optim::parallel::TcpCollective;
+use dp_optim::train_kit::Cadence;
 use dp_optim::{
     DpRng, DpTrainer, DriveConfig, EngineConfig, LrSchedule, OptimizerConfig, TrainerConfig,
     Workers, drive,
@@ -92,8 +93,10 @@ fn run(
     println!("worker {rank}/{world}: step {taken} of {planned}");
     let config = DriveConfig {
         checkpoint_dir: (rank == 0).then(|| checkpoint.to_path_buf()),
-        checkpoint_every: 5,
-        limit: None,
+        cadence: Cadence {
+            checkpoint_every: 5,
+            limit: None,
+        },
         timeout: Duration::from_secs(120),
     };
     // the realised batch size, the clipped count and the step's time are not printed: they

@@ -16,12 +16,13 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 use train_kit::files::{readable_dir, replace_dir};
-use train_kit::{DynOptimizer, OptimizerConfig};
+use train_kit::{Cadence, DynOptimizer, OptimizerConfig};
 
 use crate::blocks::TokenBlocks;
 use crate::config::StudentConfig;
 use crate::dp_train::Progress;
 use crate::error::{DistilDpError, io};
+use crate::progress::StepLine;
 use crate::split::permutation;
 
 const STATE_FILE: &str = "distill.json";
@@ -58,27 +59,40 @@ fn epoch_order(seed: u64, rows: usize, epoch: u64) -> Vec<usize> {
     permutation(rows, &mut rng)
 }
 
-/// Trains `student` on `data` (the synthetic corpus, or a public corpus for stage 0) with the
-/// distillation loss against `teacher`'s logits, or with hard labels only (cross-entropy, as
-/// λ = 0) when there is no teacher. Resumes from the checkpoint in `dir` when there is one;
-/// at most `limit` steps in this call. The run has `settings.epochs` passes over the rows,
-/// or exactly `steps` steps when given. `seed` orders the batches. `log` gets one JSON line
-/// per step (steps, loss of the batch, seconds; `checkpoint: true` when one was written).
-/// The data is public or synthetic (post-processing of DP releases), so its loss may be
-/// logged.
-#[allow(clippy::too_many_arguments)]
+/// What a distillation trains with: the student's settings, the teacher (or none: hard
+/// labels only), the length of the run and the seed of its batch order.
+#[derive(Debug)]
+pub struct Distillation<'a, B: AutodiffBackend> {
+    /// Batch size, epochs, loss (τ, λ, α) and schedule.
+    pub settings: &'a StudentConfig,
+    /// The teacher whose logits are the soft labels; `None`: cross-entropy only (as λ = 0).
+    pub teacher: Option<&'a Gpt2<B::InnerBackend>>,
+    /// Exactly this many steps; `None`: `settings.epochs` passes over the rows.
+    pub steps: Option<u64>,
+    /// Orders the batches (public).
+    pub seed: u64,
+}
+
+/// Trains `student` on `data` (the synthetic corpus, or a public corpus for stage 0) as `run`
+/// says, in the shape of `dp_optim`'s driver: resumes from the checkpoint in `dir` when there
+/// is one, checkpoints on `cadence` and takes at most `cadence.limit` steps in this call.
+/// `log` gets one [`StepLine`] per step (steps, loss of the batch, seconds, whether a
+/// checkpoint was written). The data is public or synthetic (post-processing of DP
+/// releases), so its loss may be logged.
 pub fn distill<B: AutodiffBackend>(
-    settings: &StudentConfig,
+    run: &Distillation<'_, B>,
     student: Gpt2<B>,
-    teacher: Option<&Gpt2<B::InnerBackend>>,
     data: &TokenBlocks<B>,
-    steps: Option<u64>,
-    seed: u64,
     dir: &Path,
-    limit: Option<u64>,
-    checkpoint_every: u64,
-    log: &mut dyn FnMut(serde_json::Value),
+    cadence: Cadence,
+    log: &mut dyn FnMut(&StepLine),
 ) -> Result<Progress<Gpt2<B>>, DistilDpError> {
+    let &Distillation {
+        settings,
+        teacher,
+        steps,
+        seed,
+    } = run;
     if data.is_empty() {
         return Err(DistilDpError::InvalidArgument {
             field: "synthetic corpus",
@@ -194,7 +208,7 @@ pub fn distill<B: AutodiffBackend>(
     let per_epoch = data.len().div_ceil(batch) as u64;
     let mut order: Option<(u64, Vec<usize>)> = None;
     while state.steps_taken < planned {
-        if limit.is_some_and(|l| taken_now >= l) {
+        if !cadence.may_step(taken_now) {
             break;
         }
         let epoch = state.steps_taken / per_epoch;
@@ -243,18 +257,18 @@ pub fn distill<B: AutodiffBackend>(
         drop(serial);
         state.steps_taken += 1;
         taken_now += 1;
-        let checkpoint =
-            state.steps_taken % checkpoint_every.max(1) == 0 || state.steps_taken == planned;
+        let checkpoint = cadence.is_checkpoint(state.steps_taken, planned);
         if checkpoint {
             save(&student, &optim, &state)?;
         }
-        log(serde_json::json!({
-            "steps": state.steps_taken,
-            "planned_steps": planned,
-            "loss": num(value),
-            "seconds": start.elapsed().as_secs_f64(),
-            "checkpoint": checkpoint,
-        }));
+        log(&StepLine {
+            steps: state.steps_taken,
+            planned_steps: planned,
+            loss: Some(num(value)),
+            seconds: Some(start.elapsed().as_secs_f64()),
+            checkpoint: Some(checkpoint),
+            ..StepLine::default()
+        });
     }
     if state.steps_taken < planned {
         save(&student, &optim, &state)?;

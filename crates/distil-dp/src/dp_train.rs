@@ -14,9 +14,11 @@ use dp_optim::{
     TrainerConfig, Workers, drive,
 };
 use serde::{Deserialize, Serialize};
+use train_kit::Cadence;
 
 use crate::config::{DpSgdConfig, ModelConfig};
 use crate::error::{DistilDpError, Mismatch};
+use crate::progress::StepLine;
 
 /// What one call achieved.
 #[derive(Debug)]
@@ -308,7 +310,7 @@ pub fn follow<B: AutodiffBackend, L: PrivateExamples<B> + Send>(
 /// device (`dp_optim::drive` with `DataParallelTrainer`: the same ε and the same kind of update, one
 /// ledger and checkpoint); otherwise on this thread.
 ///
-/// `log` receives one line of JSON per step (`steps`, `planned_steps`, `workers`; no time,
+/// `log` receives one [`StepLine`] per step (`steps`, `planned_steps`, `workers`; no time,
 /// which would reveal the private batch sizes), with
 /// `checkpoint: true` and the ε spent so far on checkpoint steps. Training losses are not
 /// logged: they are computed on private records, outside the DP guarantee.
@@ -319,7 +321,7 @@ pub fn train<B: AutodiffBackend, L: PrivateExamples<B> + Send>(
     prior: PrivacyLedger,
     dir: &Path,
     limit: Option<u64>,
-    log: &mut dyn FnMut(serde_json::Value),
+    log: &mut dyn FnMut(&StepLine),
 ) -> Result<(Progress<Gpt2<B>>, DpSummary), DistilDpError> {
     let device = model.devices().into_iter().next().unwrap_or_default();
     let (trainer, model) = if dp_optim::checkpoint_exists(dir) {
@@ -361,23 +363,23 @@ pub fn train<B: AutodiffBackend, L: PrivateExamples<B> + Send>(
     };
     let drive_config = DriveConfig {
         checkpoint_dir: Some(dir.to_path_buf()),
-        checkpoint_every: training.checkpoint_every,
-        limit,
+        cadence: Cadence {
+            checkpoint_every: training.checkpoint_every,
+            limit,
+        },
         timeout: DEFAULT_TIMEOUT,
     };
     let mut report = |event: &StepEvent| {
         // no time or realised batch size: both depend on the private Poisson samples
-        let mut line = serde_json::json!({
-            "steps": event.taken,
-            "planned_steps": event.planned,
-            "workers": event.workers,
+        log(&StepLine {
+            steps: event.taken,
+            planned_steps: event.planned,
+            workers: Some(event.workers),
+            checkpoint: event.checkpoint.map(|_| true),
+            epsilon: event.checkpoint.map(|at| at.epsilon),
+            noise_multiplier: event.checkpoint.map(|at| at.noise_multiplier),
+            ..StepLine::default()
         });
-        if let Some(at) = event.checkpoint {
-            line["checkpoint"] = true.into();
-            line["epsilon"] = at.epsilon.into();
-            line["noise_multiplier"] = at.noise_multiplier.into();
-        }
-        log(line);
     };
     let driven = if let Some(p) = processes {
         // connect even when nothing is left to train: the others then learn it and stop

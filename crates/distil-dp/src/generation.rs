@@ -118,74 +118,96 @@ pub fn total_samples(release: &LabelRelease) -> u64 {
     release.samples.iter().map(|&s| s as u64).sum()
 }
 
-/// Samples the corpus (or the rest of it) into `synthetic.jsonl`, then records that it is
-/// complete (`synthetic.jsonl.done`, see [`corpus_complete`]; a complete corpus is not
-/// generated again). Generation is
-/// post-processing of the DP teacher: it spends no budget, and its randomness is the run's
-/// public `seed` (sample `i` from stream `i`, so a resumed corpus equals an uninterrupted
-/// one). `progress` prints samples/s and ETA on stderr.
-pub fn generate_corpus<B: Backend, M: CausalLm<B>>(
-    config: &PipelineConfig,
-    dir: &RunDir,
-    teacher: &M,
-    tokenizer: &Tokenizer,
-    release: &LabelRelease,
-    progress: bool,
-    device: &B::Device,
-) -> Result<SynthesisReport, DistilDpError> {
-    let (mut sink, now) = open_corpus(config, dir, total_samples(release))?;
-    if is_complete(dir, &now)? {
-        return Ok(SynthesisReport {
-            total: now.total,
-            generated: 0,
-            written: now.written,
-        });
-    }
-    let jobs = jobs(release);
-    let report = synthesis(config, tokenizer, &jobs, progress).run(
-        teacher,
-        &mut sink,
-        now.next_index,
-        device,
-    )?;
-    drop(sink);
-    mark_complete(config, dir, release)?;
-    Ok(report)
+/// Stage 2's inputs: the run's settings and directory, the DP teacher and its tokenizer, and
+/// the DP label release; [`Self::corpus`] samples the whole corpus, [`Self::shard`] one shard.
+#[derive(Debug)]
+pub struct Generation<'a, B: Backend, M> {
+    /// The run's configuration (`generation.*`, `seed`).
+    pub config: &'a PipelineConfig,
+    /// The run directory written to.
+    pub dir: &'a RunDir,
+    /// The DP teacher.
+    pub teacher: &'a M,
+    /// Its tokenizer.
+    pub tokenizer: &'a Tokenizer,
+    /// The DP label release (codes and sample counts).
+    pub release: &'a LabelRelease,
+    /// Print samples/s and ETA on stderr.
+    pub progress: bool,
+    /// The device the teacher runs on.
+    pub device: &'a B::Device,
 }
 
-/// Samples shard `shard` of the corpus (or the rest of it) into
-/// `synthetic.shard-I-of-N.jsonl` ([`RunDir::synthetic_shard_path`]): the sample indices
-/// [`Shard::range`] of the run's total, each from its own stream of the public `seed`, so the
-/// shards together hold exactly the samples of [`generate_corpus`]. Reads and writes nothing
-/// else (`synthetic.jsonl` in particular is neither needed nor touched); at the end it writes
-/// the shard's completion marker, which [`merge_corpus`] checks.
-#[allow(clippy::too_many_arguments)]
-pub fn generate_shard<B: Backend, M: CausalLm<B>>(
-    config: &PipelineConfig,
-    dir: &RunDir,
-    teacher: &M,
-    tokenizer: &Tokenizer,
-    release: &LabelRelease,
-    shard: Shard,
-    progress: bool,
-    device: &B::Device,
-) -> Result<SynthesisReport, DistilDpError> {
-    check_shard_count(shard.count(), release)?;
-    let path = dir.synthetic_shard_path(shard);
-    let (mut sink, resume) = JsonlSink::open(&path, config.generation.dedup)?;
-    let jobs = jobs(release);
-    Ok(synthesis(config, tokenizer, &jobs, progress).run_shard(
-        teacher,
-        shard,
-        &mut sink,
-        resume.next_index,
-        device,
-    )?)
+impl<B: Backend, M: CausalLm<B>> Generation<'_, B, M> {
+    /// Samples the corpus (or the rest of it) into `synthetic.jsonl`, then records that it is
+    /// complete (`synthetic.jsonl.done`, see [`corpus_complete`]; a complete corpus is not
+    /// generated again). Generation is
+    /// post-processing of the DP teacher: it spends no budget, and its randomness is the run's
+    /// public `seed` (sample `i` from stream `i`, so a resumed corpus equals an uninterrupted
+    /// one). `progress` prints samples/s and ETA on stderr.
+    pub fn corpus(&self) -> Result<SynthesisReport, DistilDpError> {
+        let Generation {
+            config,
+            dir,
+            teacher,
+            tokenizer,
+            release,
+            progress,
+            device,
+        } = *self;
+        let (mut sink, now) = open_corpus(config, dir, total_samples(release))?;
+        if is_complete(dir, &now)? {
+            return Ok(SynthesisReport {
+                total: now.total,
+                generated: 0,
+                written: now.written,
+            });
+        }
+        let jobs = jobs(release);
+        let report = synthesis(config, tokenizer, &jobs, progress).run(
+            teacher,
+            &mut sink,
+            now.next_index,
+            device,
+        )?;
+        drop(sink);
+        mark_complete(config, dir, release)?;
+        Ok(report)
+    }
+
+    /// Samples shard `shard` of the corpus (or the rest of it) into
+    /// `synthetic.shard-I-of-N.jsonl` ([`RunDir::synthetic_shard_path`]): the sample indices
+    /// [`Shard::range`] of the run's total, each from its own stream of the public `seed`, so the
+    /// shards together hold exactly the samples of [`Self::corpus`]. Reads and writes nothing
+    /// else (`synthetic.jsonl` in particular is neither needed nor touched); at the end it writes
+    /// the shard's completion marker, which [`merge_corpus`] checks.
+    pub fn shard(&self, shard: Shard) -> Result<SynthesisReport, DistilDpError> {
+        let Generation {
+            config,
+            dir,
+            teacher,
+            tokenizer,
+            release,
+            progress,
+            device,
+        } = *self;
+        check_shard_count(shard.count(), release)?;
+        let path = dir.synthetic_shard_path(shard);
+        let (mut sink, resume) = JsonlSink::open(&path, config.generation.dedup)?;
+        let jobs = jobs(release);
+        Ok(synthesis(config, tokenizer, &jobs, progress).run_shard(
+            teacher,
+            shard,
+            &mut sink,
+            resume.next_index,
+            device,
+        )?)
+    }
 }
 
 /// Merges the `count` shard files into `synthetic.jsonl` (atomically), after checking that
 /// every shard finished and holds exactly its sample indices; with `generation.dedup`, repeats
-/// across shards are dropped again, so the file equals the one [`generate_corpus`] writes.
+/// across shards are dropped again, so the file equals the one [`Generation::corpus`] writes.
 /// An unfinished or missing shard is an error naming its file.
 pub fn merge_corpus(
     config: &PipelineConfig,

@@ -11,6 +11,44 @@ use serde_json::Value;
 
 use crate::error::{DistilDpError, io};
 
+/// One training step as `metrics.jsonl` records it (and the progress bar shows it): the
+/// DP-SGD trainings report counts and, on checkpoint steps, ε and σ (never a loss, time or
+/// batch size: those depend on the private sample); the trainings on public or synthetic
+/// data also report their batch's loss and the elapsed seconds. Absent fields are left out
+/// of the JSON line.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct StepLine {
+    /// Steps taken so far (all calls).
+    pub steps: u64,
+    /// Steps planned.
+    pub planned_steps: u64,
+    /// Data-parallel workers (DP-SGD).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    /// Whether a checkpoint was written after this step (DP-SGD: only `Some(true)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<bool>,
+    /// ε spent so far (DP-SGD checkpoint steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<f64>,
+    /// σ (DP-SGD checkpoint steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise_multiplier: Option<f64>,
+    /// The batch's loss (public or synthetic data only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+    /// Seconds since the call started (public or synthetic data only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+}
+
+impl StepLine {
+    /// The JSON object of `metrics.jsonl`.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("a step line serialises")
+    }
+}
+
 /// How a run reports progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OutputMode {

@@ -5,10 +5,12 @@ use burn::module::AutodiffModule;
 use causal_lm::CausalLm;
 use distil_dp::blocks::TokenBlocks;
 use distil_dp::config::{ModelConfig, PipelineConfig};
-use distil_dp::distill::distill;
+use distil_dp::distill::{Distillation, distill};
 use distil_dp::dp_train::{Progress, fresh_model};
 use distil_dp::prepare::tokenizer;
+use distil_dp::progress::StepLine;
 use distil_dp::run_dir::RunDir;
+use train_kit::Cadence;
 
 type B = Autodiff<Flex>;
 
@@ -43,19 +45,23 @@ fn an_interrupted_distillation_resumes_exactly() {
         fresh_model::<B>(&small(16), tok.vocab_size(), tok.eos_id(), 32, 2, &device).unwrap();
     let (ids, _) = data.rows(&[0, 1]);
     let mut lines = Vec::new();
-    let mut log = |v: serde_json::Value| lines.push(v);
+    let mut log = |v: &StepLine| lines.push(v.to_json());
 
-    let run = |student, name: &str, limit, log: &mut dyn FnMut(serde_json::Value)| {
+    let run = |student, name: &str, limit, log: &mut dyn FnMut(&StepLine)| {
         distill(
-            &config.student,
+            &Distillation {
+                settings: &config.student,
+                teacher: Some(&teacher),
+                steps: None,
+                seed: 9,
+            },
             student,
-            Some(&teacher),
             &data,
-            None,
-            9,
             &dir.model_dir(name),
-            limit,
-            2,
+            Cadence {
+                checkpoint_every: 2,
+                limit,
+            },
             log,
         )
         .unwrap()
@@ -98,16 +104,20 @@ fn an_interrupted_distillation_resumes_exactly() {
     plain.loss.alpha = 0.0;
     for (settings, name) in [(&with_mse, "mse"), (&plain, "plain")] {
         distill(
-            settings,
+            &Distillation {
+                settings,
+                teacher: Some(&teacher),
+                steps: None,
+                seed: 9,
+            },
             same_width.clone(),
-            Some(&teacher),
             &data,
-            None,
-            9,
             &dir.model_dir(name),
-            None,
-            2,
-            &mut |l| mse_lines.push(l["loss"].as_f64().unwrap()),
+            Cadence {
+                checkpoint_every: 2,
+                limit: None,
+            },
+            &mut |l: &StepLine| mse_lines.push(l.loss.unwrap()),
         )
         .unwrap();
     }
@@ -117,15 +127,19 @@ fn an_interrupted_distillation_resumes_exactly() {
     let narrow =
         fresh_model::<B>(&small(16), tok.vocab_size(), tok.eos_id(), 32, 5, &device).unwrap();
     let err = distill(
-        &with_mse,
+        &Distillation {
+            settings: &with_mse,
+            teacher: Some(&teacher),
+            steps: None,
+            seed: 9,
+        },
         narrow,
-        Some(&teacher),
         &data,
-        None,
-        9,
         &dir.model_dir("narrow"),
-        None,
-        2,
+        Cadence {
+            checkpoint_every: 2,
+            limit: None,
+        },
         &mut |_| {},
     )
     .unwrap_err()
@@ -135,15 +149,19 @@ fn an_interrupted_distillation_resumes_exactly() {
     let empty = TokenBlocks::<B>::new(&tok, &Vec::<String>::new(), 32, &device);
     if let Ok(empty) = empty {
         let e = distill(
-            &config.student,
+            &Distillation {
+                settings: &config.student,
+                teacher: Some(&teacher),
+                steps: None,
+                seed: 9,
+            },
             a,
-            Some(&teacher),
             &empty,
-            None,
-            9,
             &dir.model_dir("e"),
-            None,
-            2,
+            Cadence {
+                checkpoint_every: 2,
+                limit: None,
+            },
             &mut |_| {},
         )
         .unwrap_err()

@@ -9,6 +9,7 @@ use distil_dp::blocks::TokenBlocks;
 use distil_dp::config::{ModelConfig, PipelineConfig};
 use distil_dp::dp_train::{DpTraining, Progress, fresh_model, train};
 use distil_dp::prepare::tokenizer;
+use distil_dp::progress::StepLine;
 use distil_dp::run_dir::RunDir;
 use dp_accounting::{DpEvent, PrivacyLedger};
 use dp_optim::ClippingPath;
@@ -120,7 +121,7 @@ fn an_interrupted_run_resumes_exactly_and_accounts_every_step_once() {
     let (ids, _) = data.rows(&[0]);
     let training = training(&config, 1);
     let mut lines = Vec::new();
-    let mut log = |v: serde_json::Value| lines.push(v);
+    let mut log = |v: &StepLine| lines.push(v.to_json());
 
     let whole = dir.model_dir("whole");
     let (Progress::Done(a), _) = train(
@@ -240,7 +241,7 @@ fn several_workers_train_one_model_with_one_ledger_and_resume_with_another_count
         ..
     } = setup();
     let mut workers = Vec::new();
-    let mut log = |v: serde_json::Value| workers.push(v["workers"].as_u64().unwrap());
+    let mut log = |v: &StepLine| workers.push(v.to_json()["workers"].as_u64().unwrap());
     let two = training(&config, 2);
     let (Progress::Done(a), whole) = train(
         &two,
@@ -346,11 +347,11 @@ fn the_dpkd_loss_is_replicated_to_every_worker() {
         },
     };
     let mut workers = Vec::new();
-    let mut log = |v: serde_json::Value| workers.push(v["workers"].as_u64().unwrap());
+    let mut log = |v: &StepLine| workers.push(v.to_json()["workers"].as_u64().unwrap());
     let run = |n: usize,
                name: &str,
                kd: &mut distil_dp::blocks::KdBlocks<'_, B>,
-               log: &mut dyn FnMut(serde_json::Value)| {
+               log: &mut dyn FnMut(&StepLine)| {
         let (Progress::Done(_), summary) = train(
             &training(&config, n),
             initial.clone(),

@@ -5,7 +5,7 @@ use burn::backend::Flex;
 use causal_lm::Gpt2Config;
 use distil_dp::allocation::SampleAllocation;
 use distil_dp::config::PipelineConfig;
-use distil_dp::generation::{corpus_complete, generate_corpus};
+use distil_dp::generation::{Generation, corpus_complete};
 use distil_dp::histogram::{control_codes, release_or_load};
 use distil_dp::prepare::{load_splits, tokenizer};
 use distil_dp::run_dir::RunDir;
@@ -39,7 +39,17 @@ fn the_corpus_is_written_and_a_rerun_completes_it_identically() {
     teacher_config.eos_token_id = Some(tok.eos_id());
     let teacher = teacher_config.init::<Flex>(&device).unwrap();
 
-    let report = generate_corpus(&config, &dir, &teacher, &tok, &release, false, &device).unwrap();
+    let report = Generation {
+        config: &config,
+        dir: &dir,
+        teacher: &teacher,
+        tokenizer: &tok,
+        release: &release,
+        progress: false,
+        device: &device,
+    }
+    .corpus()
+    .unwrap();
     assert_eq!((report.total, report.generated), (50, 50));
     let full = std::fs::read_to_string(dir.synthetic_path()).unwrap();
     let lines: Vec<&str> = full.lines().collect();
@@ -54,7 +64,17 @@ fn the_corpus_is_written_and_a_rerun_completes_it_identically() {
         .collect::<String>()
         + &lines[20][..5];
     std::fs::write(dir.synthetic_path(), cut).unwrap();
-    let again = generate_corpus(&config, &dir, &teacher, &tok, &release, false, &device).unwrap();
+    let again = Generation {
+        config: &config,
+        dir: &dir,
+        teacher: &teacher,
+        tokenizer: &tok,
+        release: &release,
+        progress: false,
+        device: &device,
+    }
+    .corpus()
+    .unwrap();
     assert!(again.generated > 0 && again.generated < 50);
     assert_eq!(std::fs::read_to_string(dir.synthetic_path()).unwrap(), full);
 }
@@ -109,7 +129,17 @@ fn a_corpus_whose_last_samples_were_dropped_is_complete_and_not_generated_again(
         !corpus_complete(&config, &dir, &release).unwrap(),
         "no file yet"
     );
-    let report = generate_corpus(&config, &dir, &teacher, &tok, &release, false, &device).unwrap();
+    let report = Generation {
+        config: &config,
+        dir: &dir,
+        teacher: &teacher,
+        tokenizer: &tok,
+        release: &release,
+        progress: false,
+        device: &device,
+    }
+    .corpus()
+    .unwrap();
     assert_eq!(report.total, total as u64);
     assert!(
         report.written > 0 && report.written <= codes as u64,
@@ -126,7 +156,17 @@ fn a_corpus_whose_last_samples_were_dropped_is_complete_and_not_generated_again(
         "the last sample was dropped: {last:?}"
     );
     assert!(corpus_complete(&config, &dir, &release).unwrap());
-    let again = generate_corpus(&config, &dir, &teacher, &tok, &release, false, &device).unwrap();
+    let again = Generation {
+        config: &config,
+        dir: &dir,
+        teacher: &teacher,
+        tokenizer: &tok,
+        release: &release,
+        progress: false,
+        device: &device,
+    }
+    .corpus()
+    .unwrap();
     assert_eq!(
         again.generated, 0,
         "a complete corpus is not generated again"

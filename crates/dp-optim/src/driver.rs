@@ -14,7 +14,7 @@ use crate::loss::ExampleLoss;
 use crate::parallel::{BurnCollective, Collective, DEFAULT_TIMEOUT, DataParallelTrainer};
 use crate::rng::DpRng;
 use crate::trainer::DpTrainer;
-use train_kit::Replicate;
+use train_kit::{Cadence, Replicate};
 
 /// Where the steps of a training run.
 #[derive(Debug)]
@@ -38,14 +38,12 @@ pub enum Workers<B: AutodiffBackend, C> {
 /// How the driver runs a training.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DriveConfig {
-    /// Worker 0 checkpoints here ([`DpTrainer::save_checkpoint`]), after every
-    /// `checkpoint_every`-th step and after the last; `None`: never.
+    /// Worker 0 checkpoints here ([`DpTrainer::save_checkpoint`]) on the cadence's steps;
+    /// `None`: never.
     pub checkpoint_dir: Option<PathBuf>,
-    /// The checkpoint cadence in steps (0 is taken as 1).
-    pub checkpoint_every: u64,
-    /// At most this many steps in this call; `None`: until the budget's planned steps are
-    /// taken.
-    pub limit: Option<u64>,
+    /// The checkpoint cadence and the step limit of this call (`train_kit`'s, shared with
+    /// the non-private trainings).
+    pub cadence: Cadence,
     /// The deadline of every collective operation of [`Workers::Threads`] (processes bring
     /// their own collective, with its own deadline).
     pub timeout: Duration,
@@ -55,8 +53,7 @@ impl Default for DriveConfig {
     fn default() -> Self {
         Self {
             checkpoint_dir: None,
-            checkpoint_every: 1,
-            limit: None,
+            cadence: Cadence::default(),
             timeout: DEFAULT_TIMEOUT,
         }
     }
@@ -98,7 +95,7 @@ pub struct Driven<B: AutodiffBackend, M: AutodiffModule<B>> {
     pub taken: u64,
 }
 
-/// Runs `trainer`'s remaining steps (at most `config.limit`) of `model` on `loss` where
+/// Runs `trainer`'s remaining steps (at most `config.cadence.limit`) of `model` on `loss` where
 /// `workers` says, checkpointing on the cadence and calling `on_step` after each step (on
 /// worker 0 only). The ε, the ledger and the kind of update are those of one worker:
 /// [`DataParallelTrainer`] samples one Poisson batch across the workers and adds the
@@ -141,8 +138,7 @@ where
 
 /// Whether step `taken` of `planned` is a checkpoint step.
 fn is_checkpoint(config: &DriveConfig, taken: u64, planned: u64) -> bool {
-    config.checkpoint_dir.is_some()
-        && (taken.is_multiple_of(config.checkpoint_every.max(1)) || taken == planned)
+    config.checkpoint_dir.is_some() && config.cadence.is_checkpoint(taken, planned)
 }
 
 /// The event of the step that brought `trainer` to its current count.
@@ -182,7 +178,7 @@ where
     L: ExampleLoss<B, M>,
 {
     let mut taken_now = 0u64;
-    while trainer.can_step() && config.limit.is_none_or(|l| taken_now < l) {
+    while trainer.can_step() && config.cadence.may_step(taken_now) {
         model = trainer.step(model, loss).map_err(|f| f.error)?;
         taken_now += 1;
         let (taken, planned) = trainer.engine().steps();
@@ -219,7 +215,7 @@ where
     let workers = group.world();
     let (mut job, mut model) = DataParallelTrainer::start(trainer, model, group)?;
     let mut taken_now = 0u64;
-    while job.can_step() && config.limit.is_none_or(|l| taken_now < l) {
+    while job.can_step() && config.cadence.may_step(taken_now) {
         model = job.step(model, loss).map_err(|f| f.error)?;
         taken_now += 1;
         if lead {

@@ -11,6 +11,7 @@ use burn::backend::NdArray;
 use burn::tensor::Tensor;
 use common::{B, Data, Net, TappedLoss, data, net, weights};
 use dp_optim::parallel::{Collective, Solo, on_threads};
+use dp_optim::train_kit::Cadence;
 use dp_optim::{
     DpOptimError, DpRng, DpTrainer, DriveConfig, EngineConfig, ExampleLoss, LayerTap, LrSchedule,
     OptimizerConfig, Replicate, StepEvent, TrainerConfig, Workers, drive,
@@ -72,8 +73,10 @@ fn one_worker_trains_as_the_trainer_loop_with_its_cadence_and_limit() {
     let mut events: Vec<StepEvent> = Vec::new();
     let mut cfg = DriveConfig {
         checkpoint_dir: Some(ckpt.clone()),
-        checkpoint_every: 3,
-        limit: Some(4),
+        cadence: Cadence {
+            checkpoint_every: 3,
+            limit: Some(4),
+        },
         ..DriveConfig::default()
     };
     let first = drive::<B, _, _, Solo>(
@@ -92,7 +95,7 @@ fn one_worker_trains_as_the_trainer_loop_with_its_cadence_and_limit() {
         saved["engine"]["steps_taken"], 3,
         "checkpointed after step 3 only"
     );
-    cfg.limit = None;
+    cfg.cadence.limit = None;
     let rest = drive::<B, _, _, Solo>(
         first.trainer,
         first.model,
@@ -116,7 +119,7 @@ fn one_worker_trains_as_the_trainer_loop_with_its_cadence_and_limit() {
         assert_eq!((e.taken, e.planned, e.workers), (taken, planned, 1));
         assert_eq!(
             e.checkpoint.is_some(),
-            taken % 3 == 0 || taken == planned,
+            taken.is_multiple_of(3) || taken == planned,
             "step {taken}"
         );
     }
@@ -171,7 +174,10 @@ fn a_loss_that_cannot_be_replicated_runs_on_one_worker() {
     let d = data(N, 5, 2.0);
     let mut workers = Vec::new();
     let cfg = DriveConfig {
-        limit: Some(2),
+        cadence: Cadence {
+            limit: Some(2),
+            ..Cadence::default()
+        },
         ..DriveConfig::default()
     };
     let done = drive::<B, _, _, Solo>(

@@ -9,6 +9,7 @@
 //! * [`OptimizerConfig`] / [`DynOptimizer`]: SGD, Adam or AdamW chosen at run time, with
 //!   state saved and restored; [`LrSchedule`]: learning rate as a function of the step.
 //! * [`initialise_params`]: materialise lazy parameters before cloning a model.
+//! * [`Cadence`]: when a training loop checkpoints and stops.
 //! * [`Shard`]: the contiguous part of `n` items a worker owns.
 //! * [`files`]: atomic, durable, owner-only files, groups of files and directories.
 //!
@@ -42,6 +43,7 @@
 //! ```
 
 mod autodiff_guard;
+mod cadence;
 mod error;
 pub mod files;
 mod init;
@@ -51,6 +53,7 @@ mod shard;
 pub mod tap;
 
 pub use autodiff_guard::{AutodiffGuard, autodiff_guard};
+pub use cadence::Cadence;
 pub use error::TrainKitError;
 pub use init::initialise_params;
 pub use optimizer::{DynOptimizer, OptimizerConfig, recorder};

@@ -141,7 +141,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
         let rep = &mut *self.rep;
         let (progress, summary) =
             train(&settings, initial, data, prior, &dir, limit, &mut |line| {
-                log_step(rep, training.name, &line)
+                log_step(rep, training.name, line)
             })?;
         match progress {
             Progress::Done(model) => {

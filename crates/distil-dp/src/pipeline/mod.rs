@@ -29,7 +29,7 @@ use crate::backend::{BackendTask, check_device, dispatch};
 use crate::config::PipelineConfig;
 use crate::dp_train::Processes;
 use crate::error::DistilDpError;
-use crate::progress::Reporter;
+use crate::progress::{Reporter, StepLine};
 use crate::report::Report;
 use crate::run_dir::RunDir;
 
@@ -190,16 +190,15 @@ impl BackendTask for Task<'_> {
 
 /// One training step's log line: the progress bar, and the metrics file on checkpoints (and
 /// every step of the non-private trainings, whose losses make the loss curves).
-fn log_step(rep: &mut Reporter, name: &str, line: &serde_json::Value) {
-    let steps = line["steps"].as_u64().unwrap_or(0);
-    let planned = line["planned_steps"].as_u64().unwrap_or(0);
-    let extra = match (line["loss"].as_f64(), line["epsilon"].as_f64()) {
-        (Some(l), _) => format!("loss {l:.3}"),
+fn log_step(rep: &mut Reporter, name: &str, line: &StepLine) {
+    let extra = match (line.loss, line.epsilon) {
+        (Some(l), _) if l.is_finite() => format!("loss {l:.3}"),
+        (Some(_), _) => String::new(),
         (None, Some(e)) => format!("eps {e:.3}"),
         _ => String::new(),
     };
-    rep.progress(name, steps, planned, &extra);
-    if line.get("loss").is_some() || line["checkpoint"] == true {
-        rep.event(name, line.clone());
+    rep.progress(name, line.steps, line.planned_steps, &extra);
+    if line.loss.is_some() || line.checkpoint == Some(true) {
+        rep.event(name, line.to_json());
     }
 }

@@ -9,14 +9,14 @@ use super::{Ctx, Stage};
 use crate::backend::{BackendKind, BackendTask, check_device, dispatch};
 use crate::config::PipelineConfig;
 use crate::error::DistilDpError;
-use crate::generation::{generate_shard as sample_shard, merge_corpus, total_samples};
+use crate::generation::{Generation, merge_corpus, total_samples};
 use crate::histogram::load_release;
 use crate::identity::Part;
 use crate::progress::{OutputMode, Reporter};
 use crate::run_dir::RunDir;
 
 /// Generates shard `shard` of the synthetic corpus into `synthetic.shard-I-of-N.jsonl` in the
-/// run directory, resuming what that file holds (see [`crate::generation::generate_shard`]).
+/// run directory, resuming what that file holds (see [`Generation::shard`]).
 /// Needs the finished teacher stage (checkpoint and label histogram), like `generate`; reads
 /// or writes no other corpus file. Reports `generate` events: a start and a `shard-done`
 /// with the shard's sample range and counts (never any text).
@@ -68,16 +68,17 @@ impl BackendTask for ShardTask<'_> {
         let range = shard.range(total_samples(&release));
         let bars = ctx.rep.mode() == OutputMode::Bars;
         ctx.rep.finish();
-        let report = sample_shard(
-            ctx.config,
-            &ctx.dir,
-            &teacher.model.valid(),
-            &ctx.tok,
-            &release,
-            shard,
-            bars,
-            &ctx.device,
-        )?;
+        let model = teacher.model.valid();
+        let report = Generation {
+            config: ctx.config,
+            dir: &ctx.dir,
+            teacher: &model,
+            tokenizer: &ctx.tok,
+            release: &release,
+            progress: bars,
+            device: &ctx.device,
+        }
+        .shard(shard)?;
         ctx.rep.event(
             "generate",
             serde_json::json!({

@@ -8,9 +8,10 @@ use super::ctx::{Ctx, Mode};
 use super::log_step;
 use super::trainings::Architecture;
 use crate::config::StudentConfig;
-use crate::distill::distill;
+use crate::distill::{Distillation, distill};
 use crate::dp_train::{Progress, fresh_model};
 use crate::error::DistilDpError;
+use train_kit::Cadence;
 
 /// Pre-training batch size (stage 0).
 const PRETRAIN_BATCH: usize = 32;
@@ -53,18 +54,19 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
         let pretraining = architecture.pretraining();
         let dir = self.model_dir(pretraining);
         let rep = &mut *self.rep;
-        let progress = distill(
-            &settings,
-            gpt,
-            None,
-            &data,
-            Some(steps),
-            self.config.seed,
-            &dir,
-            None,
-            self.config.checkpoint_every,
-            &mut |line| log_step(rep, pretraining.name, &line),
-        )?;
+        let run = Distillation {
+            settings: &settings,
+            teacher: None,
+            steps: Some(steps),
+            seed: self.config.seed,
+        };
+        let cadence = Cadence {
+            checkpoint_every: self.config.checkpoint_every,
+            limit: None,
+        };
+        let progress = distill(&run, gpt, &data, &dir, cadence, &mut |line| {
+            log_step(rep, pretraining.name, line)
+        })?;
         match progress {
             Progress::Done(m) => Ok(m),
             // no step limit was given, so distill runs every step

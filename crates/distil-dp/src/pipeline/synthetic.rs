@@ -9,9 +9,10 @@ use super::Stage;
 use super::ctx::{Ctx, Mode, Trained};
 use super::log_step;
 use super::trainings::Training;
-use crate::distill::distill;
+use crate::distill::{Distillation, distill};
 use crate::dp_train::Progress;
 use crate::error::DistilDpError;
+use train_kit::Cadence;
 
 impl<B: AutodiffBackend> Ctx<'_, B> {
     /// Stage 2: the synthetic corpus (generated from `teacher` when the stage runs, else read
@@ -24,15 +25,16 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
         let bars = self.rep.mode() == crate::progress::OutputMode::Bars;
         self.rep.finish();
         let inner = teacher.valid();
-        let report = crate::generation::generate_corpus(
-            self.config,
-            &self.dir,
-            &inner,
-            &self.tok,
-            &release,
-            bars,
-            &self.device,
-        )?;
+        let report = crate::generation::Generation {
+            config: self.config,
+            dir: &self.dir,
+            teacher: &inner,
+            tokenizer: &self.tok,
+            release: &release,
+            progress: bars,
+            device: &self.device,
+        }
+        .corpus()?;
         self.rep.event(
             Stage::Generate.name(),
             serde_json::json!({
@@ -84,18 +86,19 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
             .into());
         }
         let rep = &mut *self.rep;
-        let progress = distill(
-            &self.config.student,
-            initial,
+        let run = Distillation {
+            settings: &self.config.student,
             teacher,
-            &data,
-            None,
-            self.config.seed,
-            &dir,
-            mode.step_limit(),
-            self.config.checkpoint_every,
-            &mut |line| log_step(rep, training.name, &line),
-        )?;
+            steps: None,
+            seed: self.config.seed,
+        };
+        let cadence = Cadence {
+            checkpoint_every: self.config.checkpoint_every,
+            limit: mode.step_limit(),
+        };
+        let progress = distill(&run, initial, &data, &dir, cadence, &mut |line| {
+            log_step(rep, training.name, line)
+        })?;
         match progress {
             Progress::Done(model) => Ok(Trained { model, dp: None }),
             Progress::Paused { .. } => Err(self.missing(training.stage, dir)),
