@@ -39,7 +39,7 @@ fn the_corpus_is_written_and_a_rerun_completes_it_identically() {
     teacher_config.eos_token_id = Some(tok.eos_id());
     let teacher = teacher_config.init::<Flex>(&device).unwrap();
 
-    let report = Generation {
+    let generation = Generation {
         config: &config,
         dir: &dir,
         teacher: &teacher,
@@ -47,9 +47,8 @@ fn the_corpus_is_written_and_a_rerun_completes_it_identically() {
         release: &release,
         progress: false,
         device: &device,
-    }
-    .corpus()
-    .unwrap();
+    };
+    let report = generation.corpus().unwrap();
     assert_eq!((report.total, report.generated), (50, 50));
     let full = std::fs::read_to_string(dir.synthetic_path()).unwrap();
     let lines: Vec<&str> = full.lines().collect();
@@ -64,17 +63,7 @@ fn the_corpus_is_written_and_a_rerun_completes_it_identically() {
         .collect::<String>()
         + &lines[20][..5];
     std::fs::write(dir.synthetic_path(), cut).unwrap();
-    let again = Generation {
-        config: &config,
-        dir: &dir,
-        teacher: &teacher,
-        tokenizer: &tok,
-        release: &release,
-        progress: false,
-        device: &device,
-    }
-    .corpus()
-    .unwrap();
+    let again = generation.corpus().unwrap();
     assert!(again.generated > 0 && again.generated < 50);
     assert_eq!(std::fs::read_to_string(dir.synthetic_path()).unwrap(), full);
 }
@@ -129,7 +118,7 @@ fn a_corpus_whose_last_samples_were_dropped_is_complete_and_not_generated_again(
         !corpus_complete(&config, &dir, &release).unwrap(),
         "no file yet"
     );
-    let report = Generation {
+    let generation = Generation {
         config: &config,
         dir: &dir,
         teacher: &teacher,
@@ -137,9 +126,8 @@ fn a_corpus_whose_last_samples_were_dropped_is_complete_and_not_generated_again(
         release: &release,
         progress: false,
         device: &device,
-    }
-    .corpus()
-    .unwrap();
+    };
+    let report = generation.corpus().unwrap();
     assert_eq!(report.total, total as u64);
     assert!(
         report.written > 0 && report.written <= codes as u64,
@@ -156,17 +144,7 @@ fn a_corpus_whose_last_samples_were_dropped_is_complete_and_not_generated_again(
         "the last sample was dropped: {last:?}"
     );
     assert!(corpus_complete(&config, &dir, &release).unwrap());
-    let again = Generation {
-        config: &config,
-        dir: &dir,
-        teacher: &teacher,
-        tokenizer: &tok,
-        release: &release,
-        progress: false,
-        device: &device,
-    }
-    .corpus()
-    .unwrap();
+    let again = generation.corpus().unwrap();
     assert_eq!(
         again.generated, 0,
         "a complete corpus is not generated again"
