@@ -60,8 +60,10 @@ pub mod eval;
 pub mod fingerprint;
 pub mod generation;
 pub mod histogram;
-pub mod identity;
 pub mod pipeline;
+/// What each stage of a run depends on (`run.json`), checked before a rerun reuses an output:
+/// part of the pipeline, re-exported at the crate root where it always was.
+pub use pipeline::identity;
 pub mod prepare;
 pub mod progress;
 pub mod records;

@@ -37,6 +37,7 @@ mod ctx;
 mod dp;
 mod evaluation;
 mod flow;
+pub mod identity;
 mod noise;
 mod preflight;
 mod shards;

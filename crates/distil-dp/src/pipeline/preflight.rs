@@ -11,11 +11,11 @@ use synth_gen::ControlCodeFormat;
 use super::Stage;
 use super::ctx::Ctx;
 use super::dp::dp_training;
+use super::identity::{self, Part};
 use super::trainings::{Architecture, Method, PrivateData, TRAININGS, Training, TrainingId};
 use crate::dp_train::plan;
 use crate::error::DistilDpError;
 use crate::histogram::{ControlCodes, control_codes, load_release};
-use crate::identity::{self, Part};
 
 /// The default δ of a run over `n` training records: `n^-1.1`, strictly below 1/n for
 /// n ≥ 2. A δ of 1/n would allow a mechanism that publishes one whole record in n with

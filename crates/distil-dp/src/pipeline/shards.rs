@@ -5,13 +5,13 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
 use synth_gen::{MergeReport, Shard, SynthesisReport};
 
+use super::identity::Part;
 use super::{Ctx, Stage};
 use crate::backend::{BackendKind, BackendTask, check_device, dispatch};
 use crate::config::PipelineConfig;
 use crate::error::DistilDpError;
 use crate::generation::{Generation, merge_corpus, total_samples};
 use crate::histogram::load_release;
-use crate::identity::Part;
 use crate::progress::{OutputMode, Reporter};
 use crate::run_dir::RunDir;
 
@@ -108,7 +108,7 @@ pub fn merge(
     config.validate()?;
     let dir = RunDir::open(config)?;
     let (_, fingerprint) = crate::prepare::load_data(config)?;
-    let identity = crate::identity::check(
+    let identity = super::identity::check(
         &dir,
         config,
         &fingerprint,

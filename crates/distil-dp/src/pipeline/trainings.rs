@@ -9,10 +9,10 @@
 //! The order of the table is the order a run trains and reports them in.
 
 use super::Stage;
+use super::identity::Part;
 pub use super::noise::NoiseStream;
 use crate::config::{BaselinesConfig, ModelConfig, PipelineConfig};
 use crate::error::DistilDpError;
-use crate::identity::Part;
 use crate::report::TrainingKind;
 
 /// One of the run's trainings (the key of [`TRAININGS`]).

@@ -20,11 +20,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::Stage;
+use super::trainings::TRAININGS;
 use crate::config::PipelineConfig;
 use crate::error::{DistilDpError, Mismatch, io};
 use crate::fingerprint::DataFingerprint;
-use crate::pipeline::Stage;
-use crate::pipeline::trainings::TRAININGS;
 use crate::run_dir::{RunDir, write_atomic};
 
 /// One output of a run that has an identity.
