@@ -23,7 +23,7 @@ pub enum DistilDpError {
     Dp(#[from] dp_optim::DpOptimError),
     /// A file written through `train_kit::files` (atomic files and directories) failed.
     #[error(transparent)]
-    Files(#[from] train_kit::TrainKitError),
+    Files(train_kit::TrainKitError),
     /// A model or optimiser checkpoint could not be written or read.
     #[error("checkpoint {path}: {source}")]
     Checkpoint {
@@ -116,10 +116,15 @@ pub enum DistilDpError {
     },
 }
 
-impl From<train_kit::ShardError> for DistilDpError {
-    /// A shard of a sharded generation: the error names `shard.count` / `shard.index`.
-    fn from(e: train_kit::ShardError) -> Self {
-        Self::Generation(e.into())
+impl From<train_kit::TrainKitError> for DistilDpError {
+    /// A shard of a sharded generation names `shard.count` / `shard.index` (as synth-gen's
+    /// errors do); any other kit error is a file error ([`DistilDpError::Files`]).
+    fn from(e: train_kit::TrainKitError) -> Self {
+        use train_kit::TrainKitError as E;
+        match e {
+            E::NoShards | E::ShardIndex { .. } | E::ShardSyntax(_) => Self::Generation(e.into()),
+            other => Self::Files(other),
+        }
     }
 }
 

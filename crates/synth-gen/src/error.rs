@@ -49,12 +49,14 @@ pub(crate) fn invalid(
     }
 }
 
-impl From<train_kit::ShardError> for SynthGenError {
-    /// Names the field of a sharded run: `shard.count`, `shard.index` or `shard`.
-    fn from(e: train_kit::ShardError) -> Self {
+impl From<train_kit::TrainKitError> for SynthGenError {
+    /// A shard names the field of a sharded run (`shard.count`, `shard.index` or `shard`); a
+    /// file written through `train_kit::files` names its path, the cause kept.
+    fn from(e: train_kit::TrainKitError) -> Self {
+        use train_kit::TrainKitError as E;
         match e {
-            train_kit::ShardError::NoShards => invalid("shard.count", 0, "an integer >= 1"),
-            train_kit::ShardError::IndexOutOfRange { index, count } => invalid(
+            E::NoShards => invalid("shard.count", 0, "an integer >= 1"),
+            E::ShardIndex { index, count } => invalid(
                 "shard.index",
                 index,
                 format!(
@@ -62,22 +64,15 @@ impl From<train_kit::ShardError> for SynthGenError {
                     count - 1
                 ),
             ),
-            train_kit::ShardError::Syntax(text) => invalid(
+            E::ShardSyntax(text) => invalid(
                 "shard",
                 text,
                 "I/N: shard I (zero-based) of N shards, e.g. 0/4",
             ),
-            other => invalid("shard", other, "a valid shard"),
-        }
-    }
-}
-
-impl From<train_kit::TrainKitError> for SynthGenError {
-    /// A file written through `train_kit::files`: the path at fault, the cause kept.
-    fn from(e: train_kit::TrainKitError) -> Self {
-        Self::Io {
-            path: e.path().map(|p| p.to_path_buf()).unwrap_or_default(),
-            source: Box::new(e),
+            other => Self::Io {
+                path: other.path().map(|p| p.to_path_buf()).unwrap_or_default(),
+                source: Box::new(other),
+            },
         }
     }
 }

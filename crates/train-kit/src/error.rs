@@ -26,6 +26,20 @@ pub enum TrainKitError {
         #[source]
         source: std::io::Error,
     },
+    /// A shard count of 0.
+    #[error("a shard count of 0: expected an integer >= 1")]
+    NoShards,
+    /// A shard index not below the count.
+    #[error("shard index {index} of {count}: expected an index below the count")]
+    ShardIndex {
+        /// The index given.
+        index: u64,
+        /// The count given.
+        count: u64,
+    },
+    /// Text that is not `I/N` with two integers.
+    #[error("shard {0:?}: expected I/N, shard I (zero-based) of N shards, e.g. 0/4")]
+    ShardSyntax(String),
     /// A burn record (optimiser state) could not be written or read.
     #[error("{path}: {source}")]
     Record {
@@ -50,7 +64,7 @@ impl TrainKitError {
     pub fn path(&self) -> Option<&std::path::Path> {
         match self {
             Self::Io { path, .. } | Self::Record { path, .. } => Some(path),
-            Self::InvalidParameter { .. } => None,
+            _ => None,
         }
     }
 }

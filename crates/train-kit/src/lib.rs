@@ -58,5 +58,5 @@ pub use error::TrainKitError;
 pub use init::initialise_params;
 pub use optimizer::{DynOptimizer, OptimizerConfig, recorder};
 pub use schedule::LrSchedule;
-pub use shard::{Shard, ShardError};
+pub use shard::Shard;
 pub use tap::{ExampleLoss, LayerTap, NoTap, Replicate};

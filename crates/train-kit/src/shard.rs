@@ -1,31 +1,14 @@
 //! Shard `index` of `count`: the contiguous part of `n` items a worker owns. The one range
 //! arithmetic of the workspace: data-parallel training's record shards (`dp_optim`) and
-//! sharded generation's sample shards (`synth-gen`) both use it.
+//! sharded generation's sample shards (`synth-gen`) both use it. Its errors
+//! ([`TrainKitError::NoShards`], [`TrainKitError::ShardIndex`], [`TrainKitError::ShardSyntax`])
+//! are named in each crate's own terms (`world`/`rank`, `shard.count`/`shard.index`).
 
 use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
 
-/// Why a shard cannot exist; each crate names the fields in its own terms (`world`/`rank`,
-/// `shard.count`/`shard.index`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ShardError {
-    /// `count = 0`.
-    #[error("a shard count of 0: expected an integer >= 1")]
-    NoShards,
-    /// `index >= count`.
-    #[error("shard index {index} of {count}: expected an index below the count")]
-    IndexOutOfRange {
-        /// The index given.
-        index: u64,
-        /// The count given.
-        count: u64,
-    },
-    /// Text that is not `I/N` with two integers.
-    #[error("shard {0:?}: expected I/N, shard I (zero-based) of N shards, e.g. 0/4")]
-    Syntax(String),
-}
+use crate::error::TrainKitError;
 
 /// Shard `index` of `count` (zero-based) owns the items `[n·index/count, n·(index+1)/count)`
 /// of `n` (exact integer arithmetic), so the `count` shards partition `0..n` in order and
@@ -42,12 +25,12 @@ impl Shard {
     pub const WHOLE: Shard = Shard { index: 0, count: 1 };
 
     /// Shard `index` of `count`; refuses `count = 0` and `index >= count`.
-    pub fn new(index: u64, count: u64) -> Result<Self, ShardError> {
+    pub fn new(index: u64, count: u64) -> Result<Self, TrainKitError> {
         if count == 0 {
-            return Err(ShardError::NoShards);
+            return Err(TrainKitError::NoShards);
         }
         if index >= count {
-            return Err(ShardError::IndexOutOfRange { index, count });
+            return Err(TrainKitError::ShardIndex { index, count });
         }
         Ok(Self { index, count })
     }
@@ -85,11 +68,11 @@ impl fmt::Display for Shard {
 }
 
 impl FromStr for Shard {
-    type Err = ShardError;
+    type Err = TrainKitError;
 
     /// Parses `I/N` (zero-based `I`), e.g. `0/4` … `3/4`; then validates as [`Shard::new`].
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let syntax = || ShardError::Syntax(s.to_string());
+        let syntax = || TrainKitError::ShardSyntax(s.to_string());
         let (index, count) = s.split_once('/').ok_or_else(syntax)?;
         let number = |part: &str| part.trim().parse::<u64>().map_err(|_| syntax());
         Self::new(number(index)?, number(count)?)
@@ -117,12 +100,15 @@ mod tests {
 
     #[test]
     fn bad_shards_are_refused() {
-        assert_eq!(Shard::new(0, 0), Err(ShardError::NoShards));
-        assert_eq!(
+        assert!(matches!(Shard::new(0, 0), Err(TrainKitError::NoShards)));
+        assert!(matches!(
             Shard::new(3, 3),
-            Err(ShardError::IndexOutOfRange { index: 3, count: 3 })
-        );
+            Err(TrainKitError::ShardIndex { index: 3, count: 3 })
+        ));
         assert_eq!("1/4".parse::<Shard>().unwrap().to_string(), "1/4");
-        assert!(matches!("1-4".parse::<Shard>(), Err(ShardError::Syntax(_))));
+        assert!(matches!(
+            "1-4".parse::<Shard>(),
+            Err(TrainKitError::ShardSyntax(_))
+        ));
     }
 }

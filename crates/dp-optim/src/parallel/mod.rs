@@ -76,7 +76,6 @@ pub use train_kit::Shard;
 pub use trainer::{DataParallelTrainer, StepStats};
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
-use train_kit::ShardError;
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
@@ -88,7 +87,7 @@ use crate::error::DpOptimError;
 /// `rank >= world`, naming the field.
 pub fn worker_shard(rank: usize, world: usize) -> Result<Shard, DpOptimError> {
     Shard::new(rank as u64, world as u64).map_err(|e| match e {
-        ShardError::NoShards => DpOptimError::InvalidParameter {
+        train_kit::TrainKitError::NoShards => DpOptimError::InvalidParameter {
             field: "world",
             value: "0".into(),
             expected: "an integer >= 1 (the number of workers)",
