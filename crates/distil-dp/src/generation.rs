@@ -4,10 +4,7 @@
 
 use burn::tensor::backend::Backend;
 use causal_lm::{CausalLm, Tokenizer};
-use synth_gen::{
-    CodeJob, ControlCodeFormat, JsonlSink, MergeReport, Shard, Synthesis, SynthesisReport,
-    merge_shards,
-};
+use synth_gen::{CodeJob, JsonlSink, MergeReport, Shard, Synthesis, SynthesisReport, merge_shards};
 
 use crate::config::PipelineConfig;
 use crate::error::{DistilDpError, io};
@@ -107,7 +104,7 @@ fn synthesis<'a>(
     progress: bool,
 ) -> Synthesis<'a> {
     Synthesis::new(tokenizer, jobs, config.seed)
-        .with_format(ControlCodeFormat::default())
+        .with_format(config.data.control_code.clone())
         .with_config(config.generation.sampling.clone())
         .with_batch_size(config.generation.batch_size)
         .with_progress(progress)

@@ -66,9 +66,11 @@ pub mod pipeline;
 pub use pipeline::identity;
 pub mod prepare;
 pub mod progress;
+pub mod public_corpus;
 pub mod records;
 pub mod report;
 pub mod run_dir;
 pub mod split;
+pub mod teacher_check;
 
 pub use error::{DistilDpError, Mismatch};

@@ -113,15 +113,21 @@ pub fn check_public_corpus(config: &PipelineConfig) -> Result<(), DistilDpError>
     Ok(())
 }
 
-/// The public corpus: `tokenizer.public_corpus`'s files, else the embedded public part. It
-/// trains the tokenizer and the optional non-private pre-training (stage 0).
+/// The public corpus: `tokenizer.public_corpus`'s files (text, JSONL, CSV, or a WordNet
+/// directory such as `/usr/share/wordnet`, see [`crate::public_corpus`]), else the embedded
+/// public part. It trains the tokenizer and, but for its held-out part, the optional
+/// non-private pre-training (stage 0).
 pub fn public_texts(config: &PipelineConfig) -> Result<Vec<String>, DistilDpError> {
     if config.tokenizer.public_corpus.is_empty() {
         return Ok(embedded::public_texts(EMBEDDED_PUBLIC));
     }
     let mut texts = Vec::new();
     for path in &config.tokenizer.public_corpus {
-        texts.extend(crate::data::read_texts(path)?);
+        if crate::public_corpus::is_wordnet(path) {
+            texts.extend(crate::public_corpus::wordnet_texts(path)?);
+        } else {
+            texts.extend(crate::data::read_texts(path)?);
+        }
     }
     Ok(texts)
 }

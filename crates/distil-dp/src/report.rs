@@ -64,6 +64,10 @@ pub struct ModelResult {
     /// The teacher only: test perplexity with each text preceded by its control code (as
     /// the teacher was trained); the code's own tokens are scored too.
     pub perplexity_with_codes: Option<f64>,
+    /// Perplexity on held-out public text (never trained on, no private data): evidence on
+    /// how much English a model knows that touches no private split.
+    #[serde(default)]
+    pub public_perplexity: Option<f64>,
     /// Its own DP training, for the DP-trained models.
     pub dp: Option<DpSummary>,
 }
@@ -127,6 +131,9 @@ pub struct Report {
     pub results: Vec<ModelResult>,
     /// The ledger.
     pub privacy: PrivacyReport,
+    /// How much of the teacher's block the control codes leave for text.
+    #[serde(default)]
+    pub prompt_budget: Option<crate::teacher_check::PromptBudget>,
 }
 
 impl Report {
@@ -139,6 +146,7 @@ impl Report {
         release: &LabelRelease,
         results: Vec<ModelResult>,
         warnings: &[String],
+        prompt_budget: Option<crate::teacher_check::PromptBudget>,
     ) -> Result<Self, DistilDpError> {
         let accountant = config.privacy.accountant.build();
         let mut releases = Vec::new();
@@ -191,6 +199,7 @@ impl Report {
                 .filter(|w| !w.starts_with("DISCLOSURE") && !w.starts_with("INSECURE"))
                 .cloned(),
         );
+        notes.extend(crate::teacher_check::result_warnings(&results));
         if release.codes_from_private_data {
             notes.push("DISCLOSURE: the control codes are the label combinations present in the private training data (no public label domain was configured, data.label_values): which combinations occur is revealed outside the DP guarantee.".to_string());
         }
@@ -209,6 +218,7 @@ impl Report {
                 test: splits.test.len(),
             },
             seed: config.seed,
+            prompt_budget,
             results,
             privacy: PrivacyReport {
                 target_epsilon: config.privacy.epsilon,
@@ -324,7 +334,7 @@ impl Report {
     /// The whole `report.md`.
     pub fn markdown(&self) -> String {
         format!(
-            "# DistilDP run report\n\nData: {} ({} train / {} validation / {} test records), seed {}.\n\n## Results\n\nPerplexity on the test split, texts without control codes (lower is better).\n\n{}{}\n## Privacy\n\n{}\nLoss curves: `loss-curves.svg`; metrics: `metrics.jsonl`; configuration: `config.toml`.\n",
+            "# DistilDP run report\n\nData: {} ({} train / {} validation / {} test records), seed {}.\n\n## Results\n\nPerplexity on the test split, texts without control codes (lower is better).\n\n{}{}\n## Is the teacher worth distilling?\n\n{}\n## Privacy\n\n{}\nLoss curves: `loss-curves.svg`; metrics: `metrics.jsonl`; configuration: `config.toml`.\n",
             self.data,
             self.records.train,
             self.records.validation,
@@ -332,6 +342,7 @@ impl Report {
             self.seed,
             self.results_table(),
             self.codes_note(),
+            crate::teacher_check::markdown(self),
             self.privacy_markdown()
         )
     }

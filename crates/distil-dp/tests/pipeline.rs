@@ -122,6 +122,21 @@ fn the_whole_pipeline_runs_and_its_report_accounts_for_every_release() {
             r.perplexity
         );
     }
+    // the teacher check: the held-out public perplexity of every model and the prompt budget
+    // (no private split is read for either)
+    assert!(
+        report.results.iter().all(|r| r
+            .public_perplexity
+            .is_some_and(|p| p.is_finite() && p > 1.0)),
+        "{:?}",
+        report.results
+    );
+    let budget = report.prompt_budget.expect("a prompt budget");
+    assert!(budget.longest_code_tokens > 0 && budget.codes > 0);
+    assert_eq!(
+        budget.text_tokens_left,
+        budget.block_size - budget.longest_code_tokens
+    );
 
     // the ledger: DistilDP = the histogram release + the teacher's checkpointed steps
     let p = &report.privacy;
@@ -180,6 +195,12 @@ fn the_whole_pipeline_runs_and_its_report_accounts_for_every_release() {
     let md = std::fs::read_to_string(root.join("report.md")).unwrap();
     assert!(
         md.contains("INSECURE") && md.contains("| DistilDP student |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("## Is the teacher worth distilling?")
+            && md.contains("public perplexity")
+            && md.contains("Prompt budget:"),
         "{md}"
     );
 

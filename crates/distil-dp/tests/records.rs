@@ -256,3 +256,55 @@ fn splits_are_seeded_disjoint_and_complete() {
     );
     assert!(err(config, 1).contains("1 records"));
 }
+
+/// Yue et al.'s CSVs (`text,label1,label2`, values `Review Stars: 5.0`) and CSVs with named
+/// columns give the same control codes: the paper's, with no column name prefixed twice.
+#[test]
+fn a_yue_layout_csv_gives_the_same_codes_as_named_columns() {
+    use distil_dp::config::PipelineConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let yue = dir.path().join("yue.csv");
+    fs::write(
+        &yue,
+        "text,label1,label2\n\
+         \"Great tacos, slow service.\",Business Category: Restaurants,Review Stars: 4.0\n\
+         Loud music.,Business Category: Nightlife,Review Stars: 2.0\n",
+    )
+    .unwrap();
+    let named = dir.path().join("named.csv");
+    fs::write(
+        &named,
+        "text,Business Category,Review Stars\n\
+         \"Great tacos, slow service.\",Restaurants,4.0\n\
+         Loud music.,Nightlife,2.0\n",
+    )
+    .unwrap();
+    let config = PipelineConfig::from_toml("", &[]).unwrap();
+    let format = &config.data.control_code;
+    let codes = |path: &std::path::Path| -> Vec<String> {
+        read_records(path, RecordFormat::Auto, &LabelColumns::All)
+            .unwrap()
+            .iter()
+            .map(|r| format.prompt(&r.labels))
+            .collect()
+    };
+    assert_eq!(codes(&yue), codes(&named));
+    assert_eq!(
+        codes(&yue)[0],
+        "Business Category: Restaurants\tReview Stars: 4.0\n\n"
+    );
+    // the old behaviour on request, and a bad terminator named by its field
+    let always = PipelineConfig::from_toml("[data.control_code]\nnames = \"always\"\n", &[])
+        .unwrap()
+        .data
+        .control_code;
+    let r = read_records(&yue, RecordFormat::Auto, &LabelColumns::All).unwrap();
+    assert_eq!(
+        always.prompt(&r[1].labels),
+        "label1: Business Category: Nightlife\tlabel2: Review Stars: 2.0\n\n"
+    );
+    let err = PipelineConfig::from_toml("[data.control_code]\nterminator = \"\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("data.control_code.terminator"), "{err}");
+}

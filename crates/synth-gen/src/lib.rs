@@ -46,7 +46,7 @@ mod synthesize;
 
 pub use allocation::proportional;
 pub use config::GenerationConfig;
-pub use control::ControlCodeFormat;
+pub use control::{ControlCodeFormat, LabelNames};
 pub use error::SynthGenError;
 pub use generate::{SpecialTokens, generate};
 pub use output::{JsonlSink, Resume, Sample};

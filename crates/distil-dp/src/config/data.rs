@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use dp_accounting::AccountantKind;
 use serde::{Deserialize, Serialize};
+use synth_gen::ControlCodeFormat;
 
 use super::{MAX_VOCAB, bad, finite_positive};
 use crate::error::DistilDpError;
@@ -35,6 +36,11 @@ pub struct DataConfig {
     /// combinations occur, not covered by the DP guarantee (the report says so). The
     /// embedded corpus's domain is known and used automatically.
     pub label_values: std::collections::BTreeMap<String, Vec<String>>,
+    /// How labels become the control code (`[data.control_code]`: `separator`, `terminator`,
+    /// `name_separator`, `names`). Default: the paper's `Name: value\tName: value\n\n`, a
+    /// value that already carries its name (Yue et al.'s `label1` = `Review Stars: 5.0`)
+    /// written as it is (`names = "auto"`; `"always"` or `"never"` to force).
+    pub control_code: ControlCodeFormat,
 }
 
 impl DataConfig {
@@ -43,6 +49,13 @@ impl DataConfig {
         self.split.validate()?;
         if self.max_records == Some(0) {
             return Err(bad("data.max_records", 0, "at least 1 (or unset: all)"));
+        }
+        if self.control_code.terminator.is_empty() {
+            return Err(bad(
+                "data.control_code.terminator",
+                "\"\"",
+                "a non-empty string that ends the code before the text (default \"\\n\\n\")",
+            ));
         }
         Ok(())
     }

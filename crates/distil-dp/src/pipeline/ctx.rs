@@ -194,6 +194,15 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         Ok(release)
     }
 
+    /// The public corpus as (pre-training, held-out) texts, packed into paragraphs of about
+    /// a block (3 characters a token) so short texts fill the block instead of padding it.
+    pub(super) fn public_split(&self) -> Result<(Vec<String>, Vec<String>), DistilDpError> {
+        use crate::public_corpus::{held_out_split, pack};
+        let (train, held_out) = held_out_split(crate::prepare::public_texts(self.config)?);
+        let chars = 3 * self.config.teacher.block_size;
+        Ok((pack(&train, chars), pack(&held_out, chars)))
+    }
+
     /// `texts` as training blocks of `teacher.block_size` tokens.
     pub(super) fn blocks<S: AsRef<str> + Send + Sync>(
         &self,

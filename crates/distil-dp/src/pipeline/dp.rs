@@ -8,7 +8,6 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use causal_lm::Gpt2;
 use dp_accounting::PrivacyLedger;
-use synth_gen::ControlCodeFormat;
 
 use super::Stage;
 use super::ctx::{Ctx, Mode, Trained};
@@ -52,7 +51,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
             PrivateData::CodedTexts => {
                 // the starting point (and its public pre-training) before the first release
                 let initial = self.start(training.architecture, mode)?;
-                let mut data = self.private_blocks(Some(&ControlCodeFormat::default()))?;
+                let mut data = self.private_blocks(Some(&self.config.data.control_code))?;
                 let release = self.label_release(mode == Mode::Train)?;
                 if mode == Mode::Train {
                     self.rep.event(
@@ -99,7 +98,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
     /// (`control code + text`) and architecture as worker 0, whose parameters replace these.
     pub(super) fn follow_teacher(&mut self, processes: &Processes) -> Result<(), DistilDpError> {
         let teacher = TrainingId::Teacher.training();
-        let mut data = self.private_blocks(Some(&ControlCodeFormat::default()))?;
+        let mut data = self.private_blocks(Some(&self.config.data.control_code))?;
         let initial = self.start(teacher.architecture, Mode::Load)?;
         let training = DpTraining {
             insecure_noise_seed: None,

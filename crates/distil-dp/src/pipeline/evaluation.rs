@@ -3,7 +3,6 @@
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::AutodiffBackend;
 use causal_lm::{Gpt2, PerplexityReport, perplexity};
-use synth_gen::ControlCodeFormat;
 
 use super::ctx::{Ctx, Trained};
 use crate::error::DistilDpError;
@@ -35,6 +34,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
             mean_nll: r.mean_nll,
             tokens: r.tokens,
             perplexity_with_codes: None,
+            public_perplexity: Some(self.public_perplexity(&model)?),
             dp: trained.dp.clone(),
         };
         self.rep.event(
@@ -48,6 +48,23 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
         Ok(result)
     }
 
+    /// Perplexity on the held-out public texts (packed like the pre-training's).
+    pub(super) fn public_perplexity(
+        &self,
+        model: &Gpt2<B::InnerBackend>,
+    ) -> Result<f64, DistilDpError> {
+        let (_, held_out) = self.public_split()?;
+        Ok(perplexity(
+            model,
+            &self.tok,
+            &held_out,
+            self.config.teacher.block_size,
+            EVAL_BATCH,
+            &self.device,
+        )?
+        .perplexity)
+    }
+
     /// The teacher's test perplexity on `control code + text` (how it was trained).
     pub(super) fn perplexity_with_codes(&self, teacher: &Gpt2<B>) -> Result<f64, DistilDpError> {
         Ok(self.test_perplexity(&teacher.valid(), true)?.perplexity)
@@ -59,7 +76,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
         model: &Gpt2<B::InnerBackend>,
         codes: bool,
     ) -> Result<PerplexityReport, DistilDpError> {
-        let format = ControlCodeFormat::default();
+        let format = &self.config.data.control_code;
         let texts: Vec<String> = self
             .splits
             .test

@@ -111,6 +111,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
             &release,
             results,
             &self.warnings,
+            Some(self.prompt_budget(&release.codes)?),
         )?;
         report.write(&self.dir)?;
         self.rep.event(

@@ -6,7 +6,6 @@
 
 use burn::tensor::backend::AutodiffBackend;
 use dp_accounting::PrivacyLedger;
-use synth_gen::ControlCodeFormat;
 
 use super::Stage;
 use super::ctx::Ctx;
@@ -16,6 +15,7 @@ use super::trainings::{Architecture, Method, PrivateData, TRAININGS, Training, T
 use crate::dp_train::plan;
 use crate::error::DistilDpError;
 use crate::histogram::{ControlCodes, control_codes, load_release};
+use crate::teacher_check::{PromptBudget, shape_warnings};
 
 /// The default δ of a run over `n` training records: `n^-1.1`, strictly below 1/n for
 /// n ≥ 2. A δ of 1/n would allow a mechanism that publishes one whole record in n with
@@ -83,7 +83,12 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
                     codes
                 }
             };
-            self.check_prompt_room(&codes)?;
+            let budget = self.prompt_budget(&codes.codes)?;
+            self.rep
+                .event("run", serde_json::json!({ "prompt_budget": budget }));
+            eprintln!("[run] {}", budget.describe());
+            self.check_prompt_room(&budget)?;
+            warnings.extend(budget.warning());
             self.codes = Some(codes);
         }
         self.check_starting_checkpoints(&makes)?;
@@ -101,6 +106,12 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
                 ),
             );
         }
+        warnings.extend(shape_warnings(
+            &self.config.teacher.model,
+            &self.config.student.model,
+            self.tok.vocab_size(),
+            self.config.teacher.block_size,
+        ));
         if self.config.insecure_noise_seed.is_some() {
             warnings.push("INSECURE: insecure_noise_seed is set: the DP noise is reproducible from it, so this run has NO differential-privacy guarantee (for tests and debugging only).".to_string());
         }
@@ -120,23 +131,38 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
         Ok(())
     }
 
-    /// Refuses, before any training, a generation that cannot fit the teacher's positions:
-    /// the longest control code plus `max_new_tokens` must fit `teacher.block_size`.
-    fn check_prompt_room(&self, codes: &ControlCodes) -> Result<(), DistilDpError> {
-        if self.config.teacher.model.checkpoint.is_some() {
-            return Ok(()); // a checkpoint has its own positions; generation checks them
-        }
-        let format = ControlCodeFormat::default();
+    /// How much of the teacher's block the control `codes` leave for text.
+    pub(super) fn prompt_budget(
+        &self,
+        codes: &[crate::histogram::Code],
+    ) -> Result<PromptBudget, DistilDpError> {
+        let format = &self.config.data.control_code;
         let longest = codes
-            .codes
             .iter()
             .map(|c| self.tok.encode(&format.prompt(c)).map(|ids| ids.len()))
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
             .max()
             .unwrap_or(0);
-        let new = self.config.generation.sampling.max_new_tokens;
         let block = self.config.teacher.block_size;
+        Ok(PromptBudget {
+            codes: codes.len(),
+            longest_code_tokens: longest,
+            block_size: block,
+            text_tokens_left: block.saturating_sub(longest),
+            max_new_tokens: self.config.generation.sampling.max_new_tokens,
+        })
+    }
+
+    /// Refuses, before any training, a generation that cannot fit the teacher's positions:
+    /// the longest control code plus `max_new_tokens` must fit `teacher.block_size`.
+    fn check_prompt_room(&self, budget: &PromptBudget) -> Result<(), DistilDpError> {
+        if self.config.teacher.model.checkpoint.is_some() {
+            return Ok(()); // a checkpoint has its own positions; generation checks them
+        }
+        let longest = budget.longest_code_tokens;
+        let new = budget.max_new_tokens;
+        let block = budget.block_size;
         if longest + new > block {
             return Err(DistilDpError::Config {
                 message: format!(

@@ -43,7 +43,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
             return Ok(gpt);
         }
         let steps = model.pretrain_steps as u64;
-        let public = crate::prepare::public_texts(self.config)?;
+        let (public, _) = self.public_split()?;
         let data = self.blocks(&public)?;
         // fixed settings: stage 0 depends on the architecture, the tokenizer and the seed
         // only (not on `[student]`), so changing the student never invalidates the teacher
