@@ -217,7 +217,9 @@ pub fn distill<B: AutodiffBackend>(
         }
         let rows = &order.as_ref().expect("set above").1;
         let first = ((state.steps_taken % per_epoch) as usize) * batch;
-        let (ids, mask) = data.rows(&rows[first..(first + batch).min(rows.len())]);
+        let picked = &rows[first..(first + batch).min(rows.len())];
+        let (ids, mask) = data.rows(picked);
+        let loss_mask = data.loss_mask(picked);
         // burn 0.21's autodiff can lose a gradient when another thread runs a backward
         // concurrently (see train_kit::autodiff_guard)
         let serial = train_kit::autodiff_guard();
@@ -241,7 +243,7 @@ pub fn distill<B: AutodiffBackend>(
             output.logits,
             teacher_logits,
             ids,
-            Some(mask),
+            Some(loss_mask),
             hidden.then(|| HiddenStates {
                 student: &output.hidden_states,
                 teacher: &teacher_hidden,

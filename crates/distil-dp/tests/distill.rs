@@ -169,3 +169,78 @@ fn an_interrupted_distillation_resumes_exactly() {
         assert!(e.contains("synthetic corpus"), "{e}");
     }
 }
+
+/// `student.prompt = "context"`: the rows are `control code + text` and the loss leaves the
+/// code's positions out (the first logged loss is the cross-entropy over the text's
+/// predictions only, not over every real token).
+#[test]
+fn with_codes_in_context_the_loss_leaves_the_codes_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = PipelineConfig {
+        output_dir: tmp.path().join("run"),
+        ..PipelineConfig::default()
+    };
+    config.tokenizer.vocab_size = 300;
+    config.student.batch_size = 16;
+    let dir = RunDir::open(&config).unwrap();
+    let tok = tokenizer(&config, &dir).unwrap();
+    let records = distil_dp::embedded::private_records(16);
+    let format = &config.data.control_code;
+    let prompts: Vec<String> = records.iter().map(|r| format.prompt(&r.labels)).collect();
+    let texts: Vec<String> = records.iter().map(|r| r.text.clone()).collect();
+    let device = Default::default();
+    let data = TokenBlocks::<B>::with_prompts(&tok, &prompts, &texts, 48, &device).unwrap();
+    let model = ModelConfig {
+        n_embd: 16,
+        n_layer: 1,
+        n_head: 2,
+        ..ModelConfig::default()
+    };
+    let student = fresh_model::<B>(&model, tok.vocab_size(), tok.eos_id(), 48, 2, &device).unwrap();
+    let all: Vec<usize> = (0..16).collect();
+    let (ids, mask) = data.rows(&all);
+    let loss_mask = data.loss_mask(&all);
+    let logits = student
+        .valid()
+        .forward_lm(ids.clone().inner(), Some(mask.clone().inner()), false)
+        .logits;
+    let ce = |m: burn::tensor::Tensor<_, 2, burn::tensor::Int>| {
+        let n = 47;
+        let predicted = m.clone().narrow(1, 0, n) * m.narrow(1, 1, n);
+        kd_losses::cross_entropy(
+            logits.clone().narrow(1, 0, n),
+            ids.clone().inner().narrow(1, 1, n),
+            Some(predicted),
+            0.0,
+        )
+        .unwrap()
+        .mean()
+        .into_scalar()
+    };
+    let text_only = ce(loss_mask.inner());
+    let every_token = ce(mask.inner());
+    assert!((text_only - every_token).abs() > 1e-4);
+    let mut first = None;
+    distill(
+        &Distillation {
+            settings: &config.student,
+            teacher: None,
+            steps: Some(1),
+            seed: 9,
+        },
+        student,
+        &data,
+        &dir.model_dir("context"),
+        Cadence {
+            checkpoint_every: 1,
+            limit: None,
+        },
+        &mut |l: &StepLine| first = first.or(l.loss),
+    )
+    .unwrap();
+    let first = first.unwrap();
+    assert!(
+        (first - text_only as f64).abs() < 1e-4,
+        "logged {first}, text-only {text_only}, every token {every_token}"
+    );
+}

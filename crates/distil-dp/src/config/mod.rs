@@ -28,7 +28,7 @@ pub mod teacher;
 pub use data::{DataConfig, PrivacyConfig, TokenizerConfig};
 pub use generation::GenerationStageConfig;
 pub use model::{ModelConfig, ModelSection};
-pub use student::{BaselinesConfig, StudentConfig};
+pub use student::{BaselinesConfig, PromptPositions, StudentConfig};
 pub use teacher::{DpSgdConfig, TeacherConfig};
 
 /// Everything a run needs. `PipelineConfig::default()` is the quickstart: the embedded

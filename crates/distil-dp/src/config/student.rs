@@ -32,6 +32,24 @@ pub struct StudentConfig {
     pub batch_size: usize,
     /// Learning rate (default cosine 3e-3 → 3e-4 after 5 warm-up steps; optimiser AdamW).
     pub schedule: LrSchedule,
+    /// Whether the synthetic samples' control codes are in the student's and teacher's
+    /// context (default `text-only`: the texts alone; `context`: the paper's choice).
+    pub prompt: PromptPositions,
+}
+
+/// What the student and the teacher see of a synthetic sample in stage 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PromptPositions {
+    /// The generated text alone, every position in the loss: the student learns the texts
+    /// as it is evaluated (without codes), and the teacher's soft labels are its
+    /// distributions without the code.
+    #[default]
+    TextOnly,
+    /// `control code + text`, the code's positions left out of the loss (CE, KL and MSE):
+    /// the teacher's soft labels are conditioned on the code it generated from, as in the
+    /// paper; the student is still evaluated on texts without codes.
+    Context,
 }
 
 impl Default for StudentConfig {
@@ -47,6 +65,7 @@ impl Default for StudentConfig {
             epochs: 4.0,
             batch_size: 32,
             schedule: cosine_schedule(),
+            prompt: PromptPositions::TextOnly,
         }
     }
 }

@@ -9,9 +9,12 @@ use super::Stage;
 use super::ctx::{Ctx, Mode, Trained};
 use super::log_step;
 use super::trainings::Training;
+use crate::config::PromptPositions;
 use crate::distill::{Distillation, distill};
 use crate::dp_train::Progress;
 use crate::error::DistilDpError;
+use crate::records::{LabelColumns, RecordFormat, read_records};
+use causal_lm::TokenBlocks;
 use train_kit::Cadence;
 
 impl<B: AutodiffBackend> Ctx<'_, B> {
@@ -60,6 +63,26 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
         crate::data::read_texts(&path)
     }
 
+    /// The complete synthetic corpus as (control code, text) pairs, in file order (for
+    /// `student.prompt = "context"`).
+    fn coded_corpus(&mut self) -> Result<(Vec<String>, Vec<String>), DistilDpError> {
+        let path = self.dir.synthetic_path();
+        let release = self.label_release(false)?;
+        // the codes' columns, in order (none for unlabelled data: `index` is no label)
+        let columns: Vec<String> = release
+            .codes
+            .first()
+            .map(|c| c.iter().map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default();
+        let columns = LabelColumns::Named(columns);
+        let format = &self.config.data.control_code;
+        let samples = read_records(&path, RecordFormat::Jsonl, &columns)?;
+        Ok(samples
+            .into_iter()
+            .map(|s| (format.prompt(&s.labels), s.text))
+            .unzip())
+    }
+
     /// A training on the synthetic corpus: with `teacher`'s soft labels, or with hard labels
     /// only; trained when its stage runs, else loaded (and refused when missing or
     /// incomplete).
@@ -70,7 +93,19 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
         corpus: &[String],
     ) -> Result<Trained<B>, DistilDpError> {
         let dir = self.model_dir(training);
-        let data = self.blocks(corpus)?;
+        let data = match self.config.student.prompt {
+            PromptPositions::TextOnly => self.blocks(corpus)?,
+            PromptPositions::Context => {
+                let (prompts, texts) = self.coded_corpus()?;
+                TokenBlocks::with_prompts(
+                    &self.tok,
+                    &prompts,
+                    &texts,
+                    self.config.teacher.block_size,
+                    &self.device,
+                )?
+            }
+        };
         let mode = self.mode(training);
         if mode == Mode::Load && !crate::distill::checkpoint_exists(&dir) {
             return Err(self.missing(training.stage, dir));
