@@ -134,6 +134,10 @@ pub struct Report {
     /// How much of the teacher's block the control codes leave for text.
     #[serde(default)]
     pub prompt_budget: Option<crate::teacher_check::PromptBudget>,
+    /// The models pre-trained on public text (stage 0) in the invocation that wrote the
+    /// report, with their perplexity on held-out public text.
+    #[serde(default)]
+    pub pretraining: Vec<crate::teacher_check::Pretrained>,
 }
 
 impl Report {
@@ -219,6 +223,7 @@ impl Report {
             },
             seed: config.seed,
             prompt_budget,
+            pretraining: Vec::new(),
             results,
             privacy: PrivacyReport {
                 target_epsilon: config.privacy.epsilon,

@@ -52,6 +52,17 @@ impl PromptBudget {
     }
 }
 
+/// A model pre-trained on public text (stage 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pretrained {
+    /// Its training (`pretrain-teacher`, `pretrain-student`).
+    pub name: String,
+    /// Its steps.
+    pub steps: u64,
+    /// Its perplexity on held-out public text.
+    pub public_perplexity: f64,
+}
+
 /// The parameters of a fresh GPT-2 of `model`'s shape (tied embeddings), or `None` for a
 /// checkpoint (its shape is known once loaded).
 pub fn fresh_parameters(model: &ModelConfig, vocab: usize, positions: usize) -> Option<usize> {
@@ -123,8 +134,14 @@ pub fn markdown(report: &crate::report::Report) -> String {
         .iter()
         .filter_map(|r| r.public_perplexity.map(|p| (r, p)))
         .collect();
-    if !rows.is_empty() {
+    if !report.pretraining.is_empty() || !rows.is_empty() {
         s.push_str("Perplexity on held-out public text (the public corpus's held-out part: no private split is read):\n\n| model | parameters | public perplexity |\n|---|---:|---:|\n");
+        for p in &report.pretraining {
+            s.push_str(&format!(
+                "| {} ({} steps, before any private data) | | {:.2} |\n",
+                p.name, p.steps, p.public_perplexity
+            ));
+        }
         for (r, p) in rows {
             s.push_str(&format!("| {} | {} | {p:.2} |\n", r.name, r.parameters));
         }

@@ -131,6 +131,15 @@ fn the_whole_pipeline_runs_and_its_report_accounts_for_every_release() {
         "{:?}",
         report.results
     );
+    assert_eq!(report.pretraining.len(), 1, "{:?}", report.pretraining);
+    assert_eq!(
+        (
+            report.pretraining[0].name.as_str(),
+            report.pretraining[0].steps
+        ),
+        ("pretrain-teacher", 3)
+    );
+    assert!(report.pretraining[0].public_perplexity.is_finite());
     let budget = report.prompt_budget.expect("a prompt budget");
     assert!(budget.longest_code_tokens > 0 && budget.codes > 0);
     assert_eq!(

@@ -45,6 +45,8 @@ pub(super) struct Ctx<'a, B: AutodiffBackend> {
     pub(super) codes: Option<ControlCodes>,
     /// Warnings and disclosures shown at the start (the report repeats them).
     pub(super) warnings: Vec<String>,
+    /// The public perplexity of each model pre-trained (stage 0) in this invocation.
+    pub(super) pretrained: Vec<crate::teacher_check::Pretrained>,
 }
 
 /// A finished model of the run and how it was made.
@@ -121,6 +123,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             dataset_id,
             codes: None,
             warnings: Vec::new(),
+            pretrained: Vec::new(),
         })
     }
 

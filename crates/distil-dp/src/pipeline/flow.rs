@@ -104,7 +104,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
                 self.export(id.training().name, &trained.model)?;
             }
         }
-        let report = Report::new(
+        let mut report = Report::new(
             self.config,
             &self.splits,
             self.delta,
@@ -113,6 +113,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
             &self.warnings,
             Some(self.prompt_budget(&release.codes)?),
         )?;
+        report.pretraining = std::mem::take(&mut self.pretrained);
         report.write(&self.dir)?;
         self.rep.event(
             Stage::Evaluate.name(),

@@ -1,6 +1,7 @@
 //! The starting point of every training: the configured checkpoint, or a fresh model from
 //! the public seed, pre-trained on the public corpus when asked (stage 0, non-private).
 
+use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use causal_lm::Gpt2;
 
@@ -68,7 +69,18 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
             log_step(rep, pretraining.name, line)
         })?;
         match progress {
-            Progress::Done(m) => Ok(m),
+            Progress::Done(m) => {
+                // once per architecture, though several trainings start from it
+                if !self.pretrained.iter().any(|p| p.name == pretraining.name) {
+                    let public_perplexity = self.public_perplexity(&m.valid())?;
+                    self.pretrained.push(crate::teacher_check::Pretrained {
+                        name: pretraining.name.to_string(),
+                        steps,
+                        public_perplexity,
+                    });
+                }
+                Ok(m)
+            }
             // no step limit was given, so distill runs every step
             Progress::Paused { .. } => Err(self.missing(pretraining.stage, dir)),
         }
