@@ -37,18 +37,22 @@
 mod allocation;
 mod config;
 mod control;
+mod drops;
 mod error;
 mod generate;
 mod output;
 pub mod processors;
 mod shard;
+mod stats;
 mod synthesize;
 
 pub use allocation::proportional;
 pub use config::GenerationConfig;
 pub use control::ControlCodeFormat;
+pub use drops::{DropReason, Drops, drop_log};
 pub use error::SynthGenError;
 pub use generate::{SpecialTokens, generate};
 pub use output::{JsonlSink, Resume, Sample};
 pub use shard::{MergeReport, Shard, completion_marker, merge_shards};
+pub use stats::{CodeStats, CorpusStats, TextStats, read_samples};
 pub use synthesize::{CodeJob, Synthesis, SynthesisReport};
