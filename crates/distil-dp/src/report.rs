@@ -5,6 +5,7 @@ use dp_accounting::{DpEvent, PrivacyLedger};
 use serde::{Deserialize, Serialize};
 
 use crate::config::PipelineConfig;
+use crate::corpus_stats::SyntheticCorpus;
 use crate::dp_train::DpSummary;
 use crate::error::DistilDpError;
 use crate::histogram::LabelRelease;
@@ -127,6 +128,10 @@ pub struct Report {
     pub results: Vec<ModelResult>,
     /// The ledger.
     pub privacy: PrivacyReport,
+    /// Stage 2's corpus: statistics, drops by reason, first samples (absent when the run
+    /// directory holds no complete `synthetic.jsonl`).
+    #[serde(default)]
+    pub synthetic_corpus: Option<SyntheticCorpus>,
 }
 
 impl Report {
@@ -220,6 +225,7 @@ impl Report {
                 insecure_noise: insecure,
                 notes,
             },
+            synthetic_corpus: None,
         })
     }
 
@@ -324,7 +330,7 @@ impl Report {
     /// The whole `report.md`.
     pub fn markdown(&self) -> String {
         format!(
-            "# DistilDP run report\n\nData: {} ({} train / {} validation / {} test records), seed {}.\n\n## Results\n\nPerplexity on the test split, texts without control codes (lower is better).\n\n{}{}\n## Privacy\n\n{}\nLoss curves: `loss-curves.svg`; metrics: `metrics.jsonl`; configuration: `config.toml`.\n",
+            "# DistilDP run report\n\nData: {} ({} train / {} validation / {} test records), seed {}.\n\n## Results\n\nPerplexity on the test split, texts without control codes (lower is better).\n\n{}{}\n{}## Privacy\n\n{}\nLoss curves: `loss-curves.svg`; metrics: `metrics.jsonl`; configuration: `config.toml`.\n",
             self.data,
             self.records.train,
             self.records.validation,
@@ -332,6 +338,9 @@ impl Report {
             self.seed,
             self.results_table(),
             self.codes_note(),
+            self.synthetic_corpus
+                .as_ref()
+                .map_or_else(String::new, SyntheticCorpus::markdown),
             self.privacy_markdown()
         )
     }

@@ -104,7 +104,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
                 self.export(id.training().name, &trained.model)?;
             }
         }
-        let report = Report::new(
+        let mut report = Report::new(
             self.config,
             &self.splits,
             self.delta,
@@ -112,6 +112,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
             results,
             &self.warnings,
         )?;
+        report.synthetic_corpus = self.synthetic_corpus(&release)?;
         report.write(&self.dir)?;
         self.rep.event(
             Stage::Evaluate.name(),
