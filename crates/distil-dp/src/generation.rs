@@ -158,6 +158,7 @@ impl<B: Backend, M: CausalLm<B>> Generation<'_, B, M> {
                 total: now.total,
                 generated: 0,
                 written: now.written,
+                dropped: sink.dropped(),
             });
         }
         let jobs = jobs(release);

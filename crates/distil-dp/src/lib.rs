@@ -50,6 +50,7 @@ pub mod allocation;
 pub mod backend;
 pub mod blocks;
 pub mod config;
+pub mod corpus_stats;
 pub mod curves;
 pub mod data;
 pub mod distill;

@@ -5,6 +5,7 @@ use dp_accounting::{DpEvent, PrivacyLedger};
 use serde::{Deserialize, Serialize};
 
 use crate::config::PipelineConfig;
+use crate::corpus_stats::SyntheticCorpus;
 use crate::dp_train::DpSummary;
 use crate::error::DistilDpError;
 use crate::histogram::LabelRelease;
@@ -138,6 +139,10 @@ pub struct Report {
     /// report, with their perplexity on held-out public text.
     #[serde(default)]
     pub pretraining: Vec<crate::teacher_check::Pretrained>,
+    /// Stage 2's corpus: statistics, drops by reason, first samples (absent when the run
+    /// directory holds no complete `synthetic.jsonl`).
+    #[serde(default)]
+    pub synthetic_corpus: Option<SyntheticCorpus>,
 }
 
 impl Report {
@@ -235,6 +240,7 @@ impl Report {
                 insecure_noise: insecure,
                 notes,
             },
+            synthetic_corpus: None,
         })
     }
 
@@ -339,7 +345,7 @@ impl Report {
     /// The whole `report.md`.
     pub fn markdown(&self) -> String {
         format!(
-            "# DistilDP run report\n\nData: {} ({} train / {} validation / {} test records), seed {}.\n\n## Results\n\nPerplexity on the test split, texts without control codes (lower is better).\n\n{}{}\n## Is the teacher worth distilling?\n\n{}\n## Privacy\n\n{}\nLoss curves: `loss-curves.svg`; metrics: `metrics.jsonl`; configuration: `config.toml`.\n",
+            "# DistilDP run report\n\nData: {} ({} train / {} validation / {} test records), seed {}.\n\n## Results\n\nPerplexity on the test split, texts without control codes (lower is better).\n\n{}{}\n{}## Is the teacher worth distilling?\n\n{}\n## Privacy\n\n{}\nLoss curves: `loss-curves.svg`; metrics: `metrics.jsonl`; configuration: `config.toml`.\n",
             self.data,
             self.records.train,
             self.records.validation,
@@ -347,6 +353,9 @@ impl Report {
             self.seed,
             self.results_table(),
             self.codes_note(),
+            self.synthetic_corpus
+                .as_ref()
+                .map_or_else(String::new, SyntheticCorpus::markdown),
             crate::teacher_check::markdown(self),
             self.privacy_markdown()
         )

@@ -213,6 +213,80 @@ fn the_whole_pipeline_runs_and_its_report_accounts_for_every_release() {
         "{md}"
     );
 
+    // the synthetic corpus: its statistics recomputed from synthetic.jsonl, every sample
+    // generated either written or dropped for a reason, and the section in report.md
+    let corpus = report.synthetic_corpus.as_ref().expect("corpus statistics");
+    let lines: Vec<serde_json::Map<String, serde_json::Value>> =
+        std::fs::read_to_string(root.join("synthetic.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    assert_eq!(corpus.generated, 120);
+    assert_eq!(corpus.written, lines.len() as u64);
+    assert_eq!(corpus.stats.overall.samples, lines.len() as u64);
+    assert_eq!(corpus.written + corpus.dropped.total(), corpus.generated);
+    let drop_log = std::fs::read_to_string(root.join("synthetic.jsonl.dropped")).unwrap();
+    assert_eq!(drop_log.lines().count() as u64, corpus.dropped.total());
+    assert_eq!(corpus.stats.budget, 24);
+    let chars: usize = lines
+        .iter()
+        .map(|l| l["text"].as_str().unwrap().chars().count())
+        .sum();
+    let mean_chars = chars as f64 / lines.len() as f64;
+    assert!((corpus.stats.overall.mean_chars - mean_chars).abs() < 1e-9);
+    assert!(corpus.stats.overall.mean_tokens > 0.0);
+    // per code: as many samples as the file has lines with the code's labels, and the
+    // first ones by index shown
+    let labels = |l: &serde_json::Map<String, serde_json::Value>| {
+        let mut v: Vec<(String, String)> = l
+            .iter()
+            .filter(|(k, _)| *k != "index" && *k != "text")
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(
+        corpus.stats.per_code.len() > 1,
+        "{:?}",
+        corpus.stats.per_code
+    );
+    for (code, shown) in corpus.stats.per_code.iter().zip(&corpus.examples) {
+        let of_code: Vec<u64> = lines
+            .iter()
+            .filter(|l| labels(l) == code.labels)
+            .map(|l| l["index"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            code.stats.samples,
+            of_code.len() as u64,
+            "{:?}",
+            code.labels
+        );
+        assert_eq!(shown.labels, code.labels);
+        let first: Vec<u64> = shown.samples.iter().map(|e| e.index).collect();
+        assert_eq!(first, of_code[..of_code.len().min(2)]);
+    }
+    let per_code: u64 = corpus.stats.per_code.iter().map(|c| c.stats.samples).sum();
+    assert_eq!(per_code, corpus.written);
+    let section = md
+        .split("## Synthetic corpus")
+        .nth(1)
+        .expect("a corpus section");
+    assert!(section.contains(&corpus.budget_line()), "{section}");
+    assert!(
+        section.contains(&corpus.drops_line()) && section.contains("| **all** | "),
+        "{section}"
+    );
+    assert!(
+        section.contains(&format!(
+            " {} samples written of 120 generated",
+            corpus.written
+        )),
+        "{section}"
+    );
+
     // the report says what the guarantee is about and what was actually used
     for said in [
         "Privacy unit",
@@ -322,6 +396,11 @@ fn a_run_killed_twice_resumes_to_the_uninterrupted_result() {
     assert_eq!(
         a.privacy.releases, b.privacy.releases,
         "no step lost or repeated"
+    );
+    assert!(a.synthetic_corpus.is_some());
+    assert_eq!(
+        a.synthetic_corpus, b.synthetic_corpus,
+        "the resumed run recomputes the same corpus statistics"
     );
     let teacher = b.results[0].dp.as_ref().unwrap();
     assert_eq!(teacher.steps, teacher.planned_steps);

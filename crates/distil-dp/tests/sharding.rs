@@ -122,6 +122,19 @@ fn two_shards_merged_equal_the_unsharded_corpus() {
         (&"merge".into(), &"done".into())
     );
     assert_eq!(event["total"], 30);
+    // drops by reason survive the merge: the same drop log as the plain generate's
+    assert_eq!(
+        std::fs::read(sharded.join("synthetic.jsonl.dropped")).unwrap(),
+        std::fs::read(plain.join("synthetic.jsonl.dropped")).unwrap()
+    );
+    let dropped = &event["dropped"];
+    assert_eq!(
+        dropped["empty"].as_u64().unwrap()
+            + dropped["duplicate"].as_u64().unwrap()
+            + event["written"].as_u64().unwrap(),
+        30,
+        "{event}"
+    );
 
     // a rerun of a finished shard generates nothing and keeps the merge valid
     let (ok, _, err) = tiny(

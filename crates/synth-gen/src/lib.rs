@@ -19,7 +19,11 @@
 //!   into the file one unsharded run writes, byte for byte.
 //! * [`JsonlSink`]: streamed JSONL (text plus label columns) flushed per sample; reopening
 //!   resumes after the last complete line; empty generations dropped, exact repeats
-//!   optionally.
+//!   optionally, each drop logged with its [`DropReason`] ([`drop_log`], counted by
+//!   [`Drops`]).
+//! * [`CorpusStats`]: lengths (characters, tokens, share at the budget), distinct-1/2,
+//!   repeated 4-grams and empty share of a corpus, overall and per control code;
+//!   [`read_samples`] reads a corpus file back.
 //! * [`proportional`]: samples per control code from weights, summing exactly to the total.
 //!
 //! Generation is post-processing of the DP teacher: it spends no privacy budget, and this
@@ -37,18 +41,22 @@
 mod allocation;
 mod config;
 mod control;
+mod drops;
 mod error;
 mod generate;
 mod output;
 pub mod processors;
 mod shard;
+mod stats;
 mod synthesize;
 
 pub use allocation::proportional;
 pub use config::GenerationConfig;
 pub use control::{ControlCodeFormat, LabelNames};
+pub use drops::{DropReason, Drops, drop_log};
 pub use error::SynthGenError;
 pub use generate::{SpecialTokens, generate};
 pub use output::{JsonlSink, Resume, Sample};
 pub use shard::{MergeReport, Shard, completion_marker, merge_shards};
+pub use stats::{CodeStats, CorpusStats, TextStats, read_samples};
 pub use synthesize::{CodeJob, Synthesis, SynthesisReport};

@@ -4,7 +4,7 @@
 //! [`Shard`] is `train_kit`'s (the workspace's one shard arithmetic); its errors become
 //! [`SynthGenError::InvalidParameter`]s naming `shard.count` / `shard.index`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 pub use train_kit::Shard;
 
+use crate::drops::{DropEntry, DropReason, Drops, drop_log, read_log};
 use crate::error::{SynthGenError, invalid};
 use crate::output::{io, parse_line};
 
@@ -109,6 +110,9 @@ pub struct MergeReport {
     pub written: u64,
     /// Lines dropped as repeats of an earlier shard's text (with `dedup`).
     pub duplicates: u64,
+    /// Every sample missing from the merged file, by reason: the shards' own drops (from
+    /// their drop logs) and the repeats across shards above.
+    pub dropped: Drops,
 }
 
 fn bad_shard(path: &Path, shard: Shard, detail: impl ToString) -> SynthGenError {
@@ -208,12 +212,15 @@ fn finished(path: &Path, shard: Shard, total: u64) -> Result<Completion, SynthGe
 }
 
 /// Copies shard `shard`'s lines to `out` in order, checking each; `seen` holds the texts
-/// already kept (with dedup). Returns (lines read, duplicates dropped).
+/// already kept (with dedup), `dropped` gets the shard's drops (its drop log's, and the
+/// repeats of an earlier shard's text dropped here). Returns (lines read, duplicates
+/// dropped).
 fn copy_shard(
     path: &Path,
     shard: Shard,
     marker: &Completion,
     seen: &mut Option<HashSet<String>>,
+    dropped: &mut BTreeMap<u64, DropReason>,
     out: &mut BufWriter<File>,
     out_path: &Path,
 ) -> Result<(u64, u64), SynthGenError> {
@@ -221,6 +228,7 @@ fn copy_shard(
     let mut reader = BufReader::new(File::open(path).map_err(|e| io(path, e))?);
     let mut line = String::new();
     let (mut read, mut duplicates) = (0u64, 0u64);
+    let mut kept = HashSet::new();
     let mut previous: Option<u64> = None;
     loop {
         line.clear();
@@ -253,10 +261,12 @@ fn copy_shard(
         }
         previous = Some(index);
         read += 1;
+        kept.insert(index);
         if let Some(seen) = seen
             && !seen.insert(text)
         {
             duplicates += 1;
+            dropped.insert(index, DropReason::Duplicate);
             continue;
         }
         out.write_all(line.as_bytes())
@@ -271,6 +281,25 @@ fn copy_shard(
                 marker.written
             ),
         ));
+    }
+    let log = drop_log(path);
+    for (index, reason) in read_log(&log)?.0 {
+        if kept.contains(&index) {
+            continue; // dropped once, kept when generated again
+        }
+        if !range.contains(&index) {
+            return Err(bad_shard(
+                path,
+                shard,
+                format!(
+                    "{} names sample {index}, outside the shard's sample indices {}..{}",
+                    log.display(),
+                    range.start,
+                    range.end
+                ),
+            ));
+        }
+        dropped.insert(index, reason);
     }
     Ok((read, duplicates))
 }
@@ -296,7 +325,11 @@ fn copy_shard(
 /// either), and the merge then drops exactly the later occurrences the shards kept.
 ///
 /// `out` is written through a temporary sibling (`out` + `.partial`) renamed over it, so a
-/// kill leaves either no merged file (or the previous one) or the whole of it.
+/// kill leaves either no merged file (or the previous one) or the whole of it. Its
+/// [`drop_log`] (written the same way, just before it) lists every sample index missing from
+/// it with its [`DropReason`]: the shards' drop logs joined, and the repeats across shards;
+/// [`MergeReport::dropped`] counts them. A shard's drop log naming an index outside its
+/// range is an [`SynthGenError::IncompleteShard`].
 pub fn merge_shards<P: AsRef<Path>>(
     shards: &[P],
     total: u64,
@@ -343,15 +376,30 @@ pub fn merge_shards<P: AsRef<Path>>(
         read: 0,
         written: 0,
         duplicates: 0,
+        dropped: Drops::default(),
     };
+    let mut dropped = BTreeMap::new();
     write_atomic(out, |writer| {
         for (path, shard, marker) in &checked {
-            let (read, duplicates) = copy_shard(path, *shard, marker, &mut seen, writer, out)?;
+            let (read, duplicates) =
+                copy_shard(path, *shard, marker, &mut seen, &mut dropped, writer, out)?;
             report.read += read;
             report.duplicates += duplicates;
         }
-        writer.flush().map_err(|e| io(out, e))
+        writer.flush().map_err(|e| io(out, e))?;
+        // the drop log lands before the corpus it describes
+        let log = drop_log(out);
+        write_atomic(&log, |w| {
+            for (&index, &reason) in &dropped {
+                w.write_all(DropEntry { index, reason }.line().as_bytes())
+                    .map_err(|e| io(&log, e))?;
+            }
+            Ok(())
+        })
     })?;
+    for &reason in dropped.values() {
+        report.dropped.add(reason);
+    }
     report.written = report.read - report.duplicates;
     Ok(report)
 }

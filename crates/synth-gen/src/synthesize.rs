@@ -9,6 +9,7 @@ use causal_lm::{CausalLm, Tokenizer};
 
 use crate::config::GenerationConfig;
 use crate::control::ControlCodeFormat;
+use crate::drops::Drops;
 use crate::error::{SynthGenError, invalid};
 use crate::generate::{SpecialTokens, generate};
 use crate::output::{JsonlSink, Sample};
@@ -33,6 +34,9 @@ pub struct SynthesisReport {
     pub generated: u64,
     /// Samples in the file at the end (after filtering and de-duplication).
     pub written: u64,
+    /// Samples of the file dropped so far, by reason ([`JsonlSink::dropped`]: those of
+    /// earlier, interrupted calls on the same file included).
+    pub dropped: Drops,
 }
 
 /// A synthesis run: which samples (the control codes and their counts), how they are
@@ -299,6 +303,7 @@ impl<'a> Synthesis<'a> {
             total: range.end - range.start,
             generated,
             written: sink.written(),
+            dropped: sink.dropped(),
         })
     }
 }

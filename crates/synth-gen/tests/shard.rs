@@ -10,8 +10,8 @@ use burn::backend::Flex;
 use causal_lm::{Gpt2, Tokenizer, hf};
 use common::{fixture, jobs};
 use synth_gen::{
-    GenerationConfig, JsonlSink, Shard, SynthGenError, Synthesis, SynthesisReport,
-    completion_marker, merge_shards,
+    Drops, GenerationConfig, JsonlSink, Shard, SynthGenError, Synthesis, SynthesisReport,
+    completion_marker, drop_log, merge_shards,
 };
 
 type B = Flex;
@@ -157,10 +157,25 @@ fn three_merged_shards_equal_the_unsharded_corpus() {
         let greedy = !config.do_sample;
         let setup = Setup::new(config, dedup);
         let dir = tempfile::tempdir().unwrap();
-        let whole = setup.whole(&dir.path().join("whole.jsonl"));
+        let whole_path = dir.path().join("whole.jsonl");
+        let unsharded = setup.generate(&whole_path, None);
+        let whole = std::fs::read(&whole_path).unwrap();
         let shards = setup.shards(dir.path());
         let merged = dir.path().join("merged.jsonl");
         let report = merge_shards(&shards, total(), dedup, &merged).unwrap();
+        // every sample is either in the file or dropped for a reason, the same reasons
+        // whether the corpus was generated whole or in shards
+        assert_eq!(unsharded.written + unsharded.dropped.total(), total());
+        assert_eq!(
+            report.dropped, unsharded.dropped,
+            "dedup {dedup}, greedy {greedy}"
+        );
+        assert_eq!(Drops::read(&merged).unwrap(), report.dropped);
+        assert_eq!(
+            std::fs::read(drop_log(&merged)).unwrap(),
+            std::fs::read(drop_log(&whole_path)).unwrap(),
+            "dedup {dedup}, greedy {greedy}"
+        );
         assert_eq!(
             std::fs::read(&merged).unwrap(),
             whole,
@@ -172,6 +187,19 @@ fn three_merged_shards_equal_the_unsharded_corpus() {
             // each code's greedy text is the same: one line per code survives
             assert_eq!(indices(&whole), vec![0, 4]);
             assert!(report.duplicates > 0, "{report:?}");
+            // the other 5 samples repeat their code's first text: dropped as duplicates
+            assert_eq!(
+                unsharded.dropped,
+                Drops {
+                    empty: 0,
+                    duplicate: total() - 2
+                }
+            );
+            let log = std::fs::read_to_string(drop_log(&whole_path)).unwrap();
+            assert!(
+                log.starts_with("{\"index\":1,\"reason\":\"duplicate\"}\n"),
+                "{log}"
+            );
         } else {
             assert!(indices(&whole).len() >= 5, "{:?}", indices(&whole));
         }

@@ -113,6 +113,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
             &self.warnings,
             Some(self.prompt_budget(&release.codes)?),
         )?;
+        report.synthetic_corpus = self.synthetic_corpus(&release)?;
         report.pretraining = std::mem::take(&mut self.pretrained);
         report.write(&self.dir)?;
         self.rep.event(

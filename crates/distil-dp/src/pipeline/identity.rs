@@ -151,7 +151,11 @@ impl Part {
             Part::DistilDp => vec![dir.histogram_path()],
             Part::Generation => {
                 let corpus = dir.synthetic_path();
-                let mut v = vec![synth_gen::completion_marker(&corpus), corpus];
+                let mut v = vec![
+                    synth_gen::completion_marker(&corpus),
+                    synth_gen::drop_log(&corpus),
+                    corpus,
+                ];
                 if let Ok(entries) = std::fs::read_dir(dir.root()) {
                     v.extend(
                         entries

@@ -89,6 +89,7 @@ impl BackendTask for ShardTask<'_> {
                 "end": range.end,
                 "generated": report.generated,
                 "written": report.written,
+                "dropped": report.dropped,
             }),
         );
         ctx.rep.finish();
@@ -132,6 +133,7 @@ pub fn merge(
             "read": report.read,
             "written": report.written,
             "duplicates": report.duplicates,
+            "dropped": report.dropped,
             "path": dir.synthetic_path(),
         }),
     );

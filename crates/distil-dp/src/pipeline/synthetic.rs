@@ -10,6 +10,7 @@ use super::ctx::{Ctx, Mode, Trained};
 use super::log_step;
 use super::trainings::Training;
 use crate::config::PromptPositions;
+use crate::corpus_stats::SyntheticCorpus;
 use crate::distill::{Distillation, distill};
 use crate::dp_train::Progress;
 use crate::error::DistilDpError;
@@ -45,6 +46,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
                 "total": report.total,
                 "generated": report.generated,
                 "written": report.written,
+                "dropped": report.dropped,
             }),
         );
         self.corpus_from_disk()
@@ -81,6 +83,24 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
             .into_iter()
             .map(|s| (format.prompt(&s.labels), s.text))
             .unzip())
+    }
+
+    /// The report's description of the synthetic corpus, recomputed from `synthetic.jsonl`
+    /// and its drop log (None when the corpus is missing or incomplete).
+    pub(super) fn synthetic_corpus(
+        &self,
+        release: &crate::histogram::LabelRelease,
+    ) -> Result<Option<SyntheticCorpus>, DistilDpError> {
+        let path = self.dir.synthetic_path();
+        if !crate::generation::corpus_complete(self.config, &self.dir, release)? {
+            return Ok(None);
+        }
+        Ok(Some(SyntheticCorpus::read(
+            &path,
+            crate::generation::total_samples(release),
+            self.config.generation.sampling.max_new_tokens,
+            &self.tok,
+        )?))
     }
 
     /// A training on the synthetic corpus: with `teacher`'s soft labels, or with hard labels
