@@ -257,6 +257,9 @@ pub(crate) fn num<E: burn::tensor::ElementConversion>(v: E) -> f64 {
 /// state, and the path of its file (for a mismatch error).
 pub(crate) type Resumed<B, S> = (DynOptimizer<Gpt2<B>, B>, S, std::path::PathBuf);
 
+/// The model [`load_checkpoint`] returns, and what it found besides.
+pub(crate) type Loaded<B, S> = (Gpt2<B>, Option<Resumed<B, S>>);
+
 /// A non-private training's checkpoint in `dir` (the finished one, or the one a replacement
 /// left: [`readable_dir`]): `student` with its weights, and the rest ([`Resumed`], the
 /// training's own state read from `state_file`); `student` as it is and `None` when `dir`
@@ -265,7 +268,7 @@ pub(crate) fn load_checkpoint<B: AutodiffBackend, S: serde::de::DeserializeOwned
     dir: &Path,
     state_file: &str,
     student: Gpt2<B>,
-) -> Result<(Gpt2<B>, Option<Resumed<B, S>>), DistilDpError> {
+) -> Result<Loaded<B, S>, DistilDpError> {
     let Some(src) = readable_dir(dir, state_file) else {
         return Ok((student, None));
     };
