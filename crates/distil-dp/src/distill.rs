@@ -30,7 +30,7 @@ const MODEL_FILE: &str = "model";
 const OPTIMIZER_FILE: &str = "optimizer";
 
 /// The student's optimiser: AdamW (weight decay 0.01).
-fn optimizer() -> OptimizerConfig {
+pub(crate) fn optimizer() -> OptimizerConfig {
     OptimizerConfig::AdamW {
         beta_1: 0.9,
         beta_2: 0.999,
@@ -107,8 +107,6 @@ pub fn distill<B: AutodiffBackend>(
             expected: "at least 1",
         });
     }
-    let device = student.devices().into_iter().next().unwrap_or_default();
-    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
     let batch = settings.batch_size;
     let planned = steps.unwrap_or_else(|| {
         ((settings.epochs * data.len() as f64) / batch as f64)
@@ -143,15 +141,10 @@ pub fn distill<B: AutodiffBackend>(
     } else {
         &hard_labels
     };
-    let (mut student, mut optim, mut state) = match readable_dir(dir, STATE_FILE) {
-        Some(src) => {
-            let state_path = src.join(STATE_FILE);
-            let text = fs::read_to_string(&state_path).map_err(io(&state_path))?;
-            let state: State = serde_json::from_str(&text).map_err(|e| DistilDpError::Data {
-                path: state_path.clone(),
-                line: e.line(),
-                message: e.to_string(),
-            })?;
+    let (student, resumed) = load_checkpoint(dir, STATE_FILE, student)?;
+    let (mut student, mut optim, mut state) = match resumed {
+        Some((optim, state, state_path)) => {
+            let state: State = state;
             if state.rows != data.len() || state.planned_steps != planned {
                 return Err(DistilDpError::RunMismatch {
                     path: state_path,
@@ -164,15 +157,6 @@ pub fn distill<B: AutodiffBackend>(
                     ),
                 });
             }
-            let student = student
-                .load_file(src.join(MODEL_FILE), &recorder, &device)
-                .map_err(|e| DistilDpError::Checkpoint {
-                    path: src.join(MODEL_FILE),
-                    source: Box::new(e),
-                })?;
-            let optim = optimizer()
-                .init::<B, Gpt2<B>>()
-                .load(&src.join(OPTIMIZER_FILE), &device)?;
             (student, optim, state)
         }
         None => (
@@ -185,23 +169,8 @@ pub fn distill<B: AutodiffBackend>(
             },
         ),
     };
-    let save = |student: &Gpt2<B>,
-                optim: &DynOptimizer<Gpt2<B>, B>,
-                state: &State|
-     -> Result<(), DistilDpError> {
-        replace_dir(dir, |partial| {
-            student
-                .clone()
-                .save_file(partial.join(MODEL_FILE), &recorder)
-                .map_err(|e| DistilDpError::Checkpoint {
-                    path: partial.join(MODEL_FILE),
-                    source: Box::new(e),
-                })?;
-            optim.save(&partial.join(OPTIMIZER_FILE))?;
-            let json = serde_json::to_vec(state).expect("state serialises");
-            let path = partial.join(STATE_FILE);
-            fs::write(&path, json).map_err(io(&path))
-        })
+    let save = |student: &Gpt2<B>, optim: &DynOptimizer<Gpt2<B>, B>, state: &State| {
+        save_checkpoint(dir, STATE_FILE, student, optim, state)
     };
     let start = Instant::now();
     let mut taken_now = 0;
@@ -282,6 +251,71 @@ pub fn distill<B: AutodiffBackend>(
     Ok(Progress::Done(student))
 }
 
-fn num<E: burn::tensor::ElementConversion>(v: E) -> f64 {
+pub(crate) fn num<E: burn::tensor::ElementConversion>(v: E) -> f64 {
     v.elem::<f64>()
+}
+
+/// What [`load_checkpoint`] found besides the model: the AdamW state, the training's own
+/// state, and the path of its file (for a mismatch error).
+pub(crate) type Resumed<B, S> = (DynOptimizer<Gpt2<B>, B>, S, std::path::PathBuf);
+
+/// The model [`load_checkpoint`] returns, and what it found besides.
+pub(crate) type Loaded<B, S> = (Gpt2<B>, Option<Resumed<B, S>>);
+
+/// A non-private training's checkpoint in `dir` (the finished one, or the one a replacement
+/// left: [`readable_dir`]): `student` with its weights, and the rest ([`Resumed`], the
+/// training's own state read from `state_file`); `student` as it is and `None` when `dir`
+/// holds none.
+pub(crate) fn load_checkpoint<B: AutodiffBackend, S: serde::de::DeserializeOwned>(
+    dir: &Path,
+    state_file: &str,
+    student: Gpt2<B>,
+) -> Result<Loaded<B, S>, DistilDpError> {
+    let Some(src) = readable_dir(dir, state_file) else {
+        return Ok((student, None));
+    };
+    let device = student.devices().into_iter().next().unwrap_or_default();
+    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+    let state_path = src.join(state_file);
+    let text = fs::read_to_string(&state_path).map_err(io(&state_path))?;
+    let state: S = serde_json::from_str(&text).map_err(|e| DistilDpError::Data {
+        path: state_path.clone(),
+        line: e.line(),
+        message: e.to_string(),
+    })?;
+    let student = student
+        .load_file(src.join(MODEL_FILE), &recorder, &device)
+        .map_err(|e| DistilDpError::Checkpoint {
+            path: src.join(MODEL_FILE),
+            source: Box::new(e),
+        })?;
+    let optim = optimizer()
+        .init::<B, Gpt2<B>>()
+        .load(&src.join(OPTIMIZER_FILE), &device)?;
+    Ok((student, Some((optim, state, state_path))))
+}
+
+/// Replaces the checkpoint in `dir` atomically ([`replace_dir`]) with `student`, `optim` and
+/// `state` (as JSON in `state_file`).
+pub(crate) fn save_checkpoint<B: AutodiffBackend, S: Serialize>(
+    dir: &Path,
+    state_file: &str,
+    student: &Gpt2<B>,
+    optim: &DynOptimizer<Gpt2<B>, B>,
+    state: &S,
+) -> Result<(), DistilDpError> {
+    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+    replace_dir(dir, |partial| {
+        student
+            .clone()
+            .save_file(partial.join(MODEL_FILE), &recorder)
+            .map_err(|e| DistilDpError::Checkpoint {
+                path: partial.join(MODEL_FILE),
+                source: Box::new(e),
+            })?;
+        optim.save(&partial.join(OPTIMIZER_FILE))?;
+        let json = serde_json::to_vec(state).expect("state serialises");
+        let path = partial.join(state_file);
+        fs::write(&path, json).map_err(io(&path))
+    })
 }

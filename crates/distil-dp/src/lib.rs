@@ -9,6 +9,8 @@
 //!    in one process or in shards ([`pipeline::generate_shard`], [`pipeline::merge`]);
 //! 3. [`distill`]: the student trained on the synthetic corpus with the teacher's soft labels
 //!    (post-processing);
+//!    and, when `[student.on_policy]` asks, [`on_policy`]: the student trained further on
+//!    its own samples against the teacher (post-processing);
 //! 4. [`pipeline`]: the baselines (DP-SGD student, DPKD, hard-label student), the test
 //!    perplexities, and [`report`] (`report.json`, `report.md`, [`curves`]).
 //!
@@ -61,6 +63,7 @@ pub mod eval;
 pub mod fingerprint;
 pub mod generation;
 pub mod histogram;
+pub mod on_policy;
 pub mod pipeline;
 /// What each stage of a run depends on (`run.json`), checked before a rerun reuses an output:
 /// part of the pipeline, re-exported at the crate root where it always was.

@@ -30,6 +30,9 @@ pub enum TrainingKind {
     Dpkd,
     /// Hard labels only on the synthetic corpus (baseline).
     SyntheticHardLabels,
+    /// The DistilDP student trained further on its own samples against the DP teacher
+    /// (on-policy distillation, `[student.on_policy]`).
+    OnPolicy,
 }
 
 impl TrainingKind {
@@ -41,6 +44,7 @@ impl TrainingKind {
             Self::DpSgdStudent => "private data, DP-SGD",
             Self::Dpkd => "private data, DP-SGD with KD loss",
             Self::SyntheticHardLabels => "synthetic data, hard labels",
+            Self::OnPolicy => "synthetic data, then its own samples scored by the teacher",
         }
     }
 }

@@ -28,7 +28,7 @@ pub mod teacher;
 pub use data::{DataConfig, PrivacyConfig, TokenizerConfig};
 pub use generation::GenerationStageConfig;
 pub use model::{ModelConfig, ModelSection};
-pub use student::{BaselinesConfig, PromptPositions, StudentConfig};
+pub use student::{BaselinesConfig, OnPolicyConfig, PromptPositions, StudentConfig};
 pub use teacher::{DpSgdConfig, TeacherConfig};
 
 /// Everything a run needs. `PipelineConfig::default()` is the quickstart: the embedded
@@ -233,6 +233,14 @@ impl PipelineConfig {
                 "student.loss.alpha",
                 self.student.loss.alpha,
                 "0 unless student.model.n_embd equals teacher.model.n_embd (the hidden-state MSE compares the last hidden states directly)",
+            ));
+        }
+        let on_policy = &self.student.on_policy;
+        if on_policy.enabled() && on_policy.max_new_tokens >= self.teacher.block_size {
+            return Err(bad(
+                "student.on_policy.max_new_tokens",
+                on_policy.max_new_tokens,
+                "below teacher.block_size (the control code and the sample share its positions)",
             ));
         }
         Ok(())

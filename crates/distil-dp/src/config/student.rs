@@ -1,11 +1,12 @@
-//! Stage 3's section, `[student]`: the student and its distillation; and `[baselines]`.
+//! Stage 3's section, `[student]`: the student and its distillation, its optional on-policy
+//! continuation (`[student.on_policy]`); and `[baselines]`.
 
 use dp_optim::LrSchedule;
-use kd_losses::DistillConfig;
+use kd_losses::{DistillConfig, Divergence};
 use serde::{Deserialize, Serialize};
 
 use super::model::{ModelConfig, ModelSection};
-use super::{MAX_BATCH, MAX_EPOCHS, bad, finite_positive, nested};
+use super::{MAX_BATCH, MAX_BLOCK, MAX_EPOCHS, MAX_STEPS, bad, finite_positive, nested};
 use crate::error::DistilDpError;
 
 /// Cosine from 3e-3 to 3e-4 after 5 warm-up steps (the default of both trainings).
@@ -35,6 +36,9 @@ pub struct StudentConfig {
     /// Whether the synthetic samples' control codes are in the student's and teacher's
     /// context (default `text-only`: the texts alone; `context`: the paper's choice).
     pub prompt: PromptPositions,
+    /// On-policy distillation after stage 3 (default off: `steps = 0`). Not part of the
+    /// distilled student's identity: changing it never retrains that student.
+    pub on_policy: OnPolicyConfig,
 }
 
 /// What the student and the teacher see of a synthetic sample in stage 3.
@@ -66,6 +70,7 @@ impl Default for StudentConfig {
             batch_size: 32,
             schedule: cosine_schedule(),
             prompt: PromptPositions::TextOnly,
+            on_policy: OnPolicyConfig::default(),
         }
     }
 }
@@ -122,7 +127,96 @@ impl StudentConfig {
                 "a finite number >= 0",
             ));
         }
-        Ok(())
+        self.on_policy.validate()
+    }
+}
+
+/// `[student.on_policy]`: on-policy distillation (Agarwal et al. 2024, GKD; cf. DP-OPD)
+/// after stage 3. The finished DistilDP student samples continuations of the stage-2 control
+/// codes (drawn as the label release allocates the corpus), the DP teacher scores them, and
+/// the student is trained to match the teacher's next-token distributions on its own
+/// samples: `τ²·D(p_T, p_S)` per generated token (τ is `student.loss.temperature`), no
+/// cross-entropy. Post-processing of the DP teacher: no privacy cost. Its model is a row of
+/// its own in the results table ("DistilDP student + on-policy"), next to the student it
+/// starts from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnPolicyConfig {
+    /// Training steps (default 0: off). Each step samples `samples_per_step` sequences.
+    pub steps: u64,
+    /// Student samples per step, the batch of the step (default 16).
+    pub samples_per_step: usize,
+    /// New tokens sampled per prompt, at most (default 32; the longest control code plus
+    /// this must fit `teacher.block_size`). The other sampling settings are
+    /// `generation.sampling`'s.
+    pub max_new_tokens: usize,
+    /// The divergence (default forward KL, `KL(p_T ‖ p_S)`, as stage 3, so the only change
+    /// from the DistilDP student's training is whose samples it learns on; `reverse-kl` and
+    /// `jsd` are the mode-seeking choices of GKD).
+    pub divergence: Divergence,
+    /// Learning rate (default cosine 1e-3 → 1e-4, no warm-up; a fresh AdamW).
+    pub schedule: LrSchedule,
+}
+
+impl Default for OnPolicyConfig {
+    fn default() -> Self {
+        Self {
+            steps: 0,
+            samples_per_step: 16,
+            max_new_tokens: 32,
+            divergence: Divergence::ForwardKl,
+            schedule: LrSchedule::Cosine {
+                lr: 1e-3,
+                min_lr: 1e-4,
+                warmup_steps: 0,
+            },
+        }
+    }
+}
+
+impl OnPolicyConfig {
+    /// Whether the run trains the on-policy student (`steps > 0`).
+    pub fn enabled(&self) -> bool {
+        self.steps > 0
+    }
+
+    /// Checks the ranges (the room for `max_new_tokens` after the prompts is checked against
+    /// `teacher.block_size` by [`super::PipelineConfig::validate`] and, for the actual codes,
+    /// when the training starts).
+    pub fn validate(&self) -> Result<(), DistilDpError> {
+        if self.steps > MAX_STEPS as u64 {
+            return Err(bad(
+                "student.on_policy.steps",
+                self.steps,
+                "an integer in [0, 10^9] (0: off)",
+            ));
+        }
+        if !(1..=MAX_BATCH).contains(&self.samples_per_step) {
+            return Err(bad(
+                "student.on_policy.samples_per_step",
+                self.samples_per_step,
+                "an integer in [1, 65536]",
+            ));
+        }
+        if !(1..=MAX_BLOCK).contains(&self.max_new_tokens) {
+            return Err(bad(
+                "student.on_policy.max_new_tokens",
+                self.max_new_tokens,
+                "an integer in [1, 16384], below teacher.block_size",
+            ));
+        }
+        if let Divergence::Jsd { beta } = self.divergence
+            && !(beta > 0.0 && beta < 1.0)
+        {
+            return Err(bad(
+                "student.on_policy.divergence.beta",
+                beta,
+                "a number in (0, 1)",
+            ));
+        }
+        self.schedule
+            .validate()
+            .map_err(|e| nested("student.on_policy.schedule", &e))
     }
 }
 

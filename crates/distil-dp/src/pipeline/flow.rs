@@ -72,6 +72,16 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
                     let corpus = corpus.as_deref().unwrap_or_default();
                     self.distilled(training, teacher.as_ref(), corpus)?
                 }
+                Method::OnPolicy => {
+                    let teacher = find(&done, teacher).map(|t| t.model.valid());
+                    let start = training.starts_from().and_then(|id| find(&done, id));
+                    let (Some(teacher), Some(start)) = (teacher, start) else {
+                        let dir = self.model_dir(TrainingId::Student.training());
+                        return Err(self.missing(Stage::Student, dir));
+                    };
+                    let start = start.model.clone();
+                    self.on_policy(training, &teacher, start)?
+                }
                 Method::Pretraining => continue,
             };
             // a model only another training learns from is let go once that one is done

@@ -46,6 +46,8 @@ pub enum Part {
     DpSgdStudent,
     /// The DPKD baseline: its teacher and student (private).
     Dpkd,
+    /// The on-policy student (post-processing).
+    OnPolicy,
 }
 
 /// The settings every private release depends on.
@@ -70,7 +72,7 @@ const DP_SGD: &[&str] = &[
 
 impl Part {
     /// Every part.
-    pub const ALL: [Part; 8] = [
+    pub const ALL: [Part; 9] = [
         Part::DistilDp,
         Part::PretrainTeacher,
         Part::PretrainStudent,
@@ -79,6 +81,7 @@ impl Part {
         Part::HardLabels,
         Part::DpSgdStudent,
         Part::Dpkd,
+        Part::OnPolicy,
     ];
 
     /// Its name in `run.json` and in messages.
@@ -92,6 +95,7 @@ impl Part {
             Part::HardLabels => "hard-label student",
             Part::DpSgdStudent => "DP-SGD student release",
             Part::Dpkd => "DPKD release",
+            Part::OnPolicy => "on-policy student",
         }
     }
 
@@ -99,7 +103,7 @@ impl Part {
     pub fn stage(self) -> Stage {
         match self {
             Part::DistilDp | Part::PretrainTeacher => Stage::Teacher,
-            Part::PretrainStudent | Part::Student => Stage::Student,
+            Part::PretrainStudent | Part::Student | Part::OnPolicy => Stage::Student,
             Part::Generation => Stage::Generate,
             Part::HardLabels | Part::DpSgdStudent | Part::Dpkd => Stage::Baselines,
         }
@@ -130,7 +134,7 @@ impl Part {
                 vec!["seed", "tokenizer", "student.model", "teacher.block_size"]
             }
             Part::Generation => [teacher_release(), vec!["generation"]].concat(),
-            Part::Student | Part::HardLabels => {
+            Part::Student | Part::HardLabels | Part::OnPolicy => {
                 [teacher_release(), vec!["generation", "student"]].concat()
             }
             Part::DpSgdStudent => [PRIVATE, DP_SGD, &["student.model"]].concat(),
@@ -196,6 +200,11 @@ impl Part {
                 }
                 None => {} // an unset optional field
             }
+        }
+        // `[student.on_policy]` is the on-policy student's only: changing it leaves the
+        // distilled and hard-label students as they are
+        if self != Part::OnPolicy {
+            settings.retain(|k, _| !k.starts_with("student.on_policy."));
         }
         PartIdentity {
             data: data.clone(),

@@ -1,5 +1,6 @@
 //! Stage 2, the synthetic corpus from the DP teacher, and the trainings on it (post-processing
-//! of the DistilDP release): the distilled student (stage 3) and the hard-label baseline.
+//! of the DistilDP release): the distilled student (stage 3), the hard-label baseline, and
+//! the distilled student's on-policy continuation on its own samples.
 
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
@@ -14,6 +15,7 @@ use crate::corpus_stats::SyntheticCorpus;
 use crate::distill::{Distillation, distill};
 use crate::dp_train::Progress;
 use crate::error::DistilDpError;
+use crate::on_policy::{OnPolicy, on_policy};
 use crate::records::{LabelColumns, RecordFormat, read_records};
 use causal_lm::TokenBlocks;
 use train_kit::Cadence;
@@ -152,6 +154,67 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
             limit: mode.step_limit(),
         };
         let progress = distill(&run, initial, &data, &dir, cadence, &mut |line| {
+            log_step(rep, training.name, line)
+        })?;
+        match progress {
+            Progress::Done(model) => Ok(Trained { model, dp: None }),
+            Progress::Paused { .. } => Err(self.missing(training.stage, dir)),
+        }
+    }
+
+    /// The on-policy student: `start` (the finished DistilDP student) trained on its own
+    /// samples of the released control codes against `teacher` (`[student.on_policy]`);
+    /// trained when its stage runs, else loaded (and refused when missing or incomplete).
+    pub(super) fn on_policy(
+        &mut self,
+        training: &'static Training,
+        teacher: &Gpt2<B::InnerBackend>,
+        start: Gpt2<B>,
+    ) -> Result<Trained<B>, DistilDpError> {
+        let dir = self.model_dir(training);
+        let mode = self.mode(training);
+        if mode == Mode::Load && !crate::on_policy::checkpoint_exists(&dir) {
+            return Err(self.missing(training.stage, dir));
+        }
+        let release = self.label_release(false)?;
+        let format = synth_gen::ControlCodeFormat::default();
+        let prompts = release
+            .codes
+            .iter()
+            .map(|c| self.tok.encode(&format.prompt(c)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let settings = &self.config.student.on_policy;
+        let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        let positions = start.config.n_positions;
+        if longest + settings.max_new_tokens > positions {
+            return Err(DistilDpError::InvalidArgument {
+                field: "student.on_policy.max_new_tokens",
+                value: format!(
+                    "{} after a control code of {longest} tokens, for a student of {positions} positions",
+                    settings.max_new_tokens
+                ),
+                expected: "at most the student's positions minus the longest control code",
+            });
+        }
+        let rep = &mut *self.rep;
+        let run = OnPolicy {
+            settings,
+            temperature: self.config.student.loss.temperature,
+            sampling: &self.config.generation.sampling,
+            teacher,
+            prompts: &prompts,
+            counts: &release.samples,
+            special: synth_gen::SpecialTokens {
+                eos: self.tok.eos_id(),
+                pad: self.tok.pad_id(),
+            },
+            seed: self.config.seed,
+        };
+        let cadence = Cadence {
+            checkpoint_every: self.config.checkpoint_every,
+            limit: mode.step_limit(),
+        };
+        let progress = on_policy(&run, start, &dir, cadence, &mut |line| {
             log_step(rep, training.name, line)
         })?;
         match progress {

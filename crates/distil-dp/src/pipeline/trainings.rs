@@ -2,7 +2,7 @@
 //! architecture, the stage that trains it, the part of the run's identity it belongs to, how it
 //! learns (a DP-SGD release with its noise stream and share of ε, the synthetic corpus, or
 //! public pre-training), the `[baselines]` switch that enables it and its row in the results
-//! table. `pipeline::run`, the single-stage commands, the preflight (identity, starting
+//! table (or starts from: the on-policy student). `pipeline::run`, the single-stage commands, the preflight (identity, starting
 //! checkpoints, calibration), the evaluation and report, and `identity` (which outputs a part
 //! has) all read it.
 //!
@@ -22,6 +22,9 @@ pub enum TrainingId {
     Teacher,
     /// The DistilDP student (stage 3).
     Student,
+    /// The DistilDP student trained further on its own samples against the DP teacher
+    /// (`[student.on_policy]`, off by default).
+    OnPolicy,
     /// Baseline: the student architecture with DP-SGD on the private texts.
     DpSgdStudent,
     /// Baseline DPKD: its teacher, at ε/2.
@@ -137,6 +140,9 @@ pub enum Method {
     },
     /// On the public corpus, a fixed number of steps (`model.pretrain_steps`).
     Pretraining,
+    /// From the finished DistilDP student, on its own samples of the control codes, scored
+    /// by the DP teacher (post-processing; only when `student.on_policy.steps > 0`).
+    OnPolicy,
 }
 
 /// A `[baselines]` switch.
@@ -198,7 +204,17 @@ pub struct Training {
 impl Training {
     /// Whether `config` turns it on.
     pub fn enabled(&self, config: &PipelineConfig) -> bool {
-        self.baseline.is_none_or(|b| b.enabled(&config.baselines))
+        let configured = self.method != Method::OnPolicy || config.student.on_policy.enabled();
+        configured && self.baseline.is_none_or(|b| b.enabled(&config.baselines))
+    }
+
+    /// The finished training whose model it starts from (instead of a fresh or configured
+    /// model): the DistilDP student for the on-policy student.
+    pub fn starts_from(&self) -> Option<TrainingId> {
+        match self.method {
+            Method::OnPolicy => Some(TrainingId::Student),
+            _ => None,
+        }
     }
 
     /// Its DP-SGD release, if it is one.
@@ -226,16 +242,17 @@ impl Training {
                 data: PrivateData::DistilledFrom(teacher),
                 ..
             }) => Some(teacher),
-            Method::Synthetic { soft_labels: true } => Some(TrainingId::Teacher),
+            Method::Synthetic { soft_labels: true } | Method::OnPolicy => Some(TrainingId::Teacher),
             _ => None,
         }
     }
 
     /// The parts of the run it reads besides its own: the synthetic corpus (and the release
-    /// it comes from) for a training on it.
+    /// it comes from) for a training on it; and the distilled student for the on-policy one.
     pub fn reads(&self) -> &'static [Part] {
         match self.method {
             Method::Synthetic { .. } => &[Part::DistilDp, Part::Generation],
+            Method::OnPolicy => &[Part::DistilDp, Part::Generation, Part::Student],
             _ => &[],
         }
     }
@@ -243,7 +260,7 @@ impl Training {
 
 /// The run's trainings, in the order a run trains and reports them; row `i` is
 /// [`TrainingId`] `i`.
-pub static TRAININGS: [Training; 8] = [
+pub static TRAININGS: [Training; 9] = [
     Training {
         id: TrainingId::Teacher,
         name: "teacher",
@@ -275,6 +292,21 @@ pub static TRAININGS: [Training; 8] = [
         result: Some(ResultRow {
             name: "DistilDP student",
             kind: TrainingKind::DistilDp,
+        }),
+        exported: true,
+    },
+    Training {
+        id: TrainingId::OnPolicy,
+        name: "on-policy",
+        dir: "on-policy",
+        architecture: Architecture::Student,
+        stage: Stage::Student,
+        part: Part::OnPolicy,
+        method: Method::OnPolicy,
+        baseline: None,
+        result: Some(ResultRow {
+            name: "DistilDP student + on-policy",
+            kind: TrainingKind::OnPolicy,
         }),
         exported: true,
     },
@@ -385,6 +417,9 @@ const _: () = {
         }) = TRAININGS[i].method
         {
             assert!((teacher as usize) < i);
+        }
+        if let Method::OnPolicy = TRAININGS[i].method {
+            assert!((TrainingId::Student as usize) < i && (TrainingId::Teacher as usize) < i);
         }
         i += 1;
     }
