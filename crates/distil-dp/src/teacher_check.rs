@@ -122,6 +122,29 @@ pub fn result_warnings(results: &[ModelResult]) -> Vec<String> {
     w
 }
 
+/// Warnings from the synthetic corpus (validation-free evidence of a weak teacher): samples
+/// that end far before the budget, or many dropped samples.
+pub fn corpus_warnings(corpus: &crate::corpus_stats::SyntheticCorpus) -> Vec<String> {
+    let mut w = Vec::new();
+    let overall = &corpus.stats.overall;
+    let budget = corpus.stats.budget as f64;
+    if overall.samples > 0 && 4.0 * overall.mean_tokens < budget {
+        w.push(format!(
+            "WARNING: the synthetic samples average {:.1} tokens of a budget of {budget}: a teacher that ends its texts this early has learned little of the data's texts beyond the codes.",
+            overall.mean_tokens
+        ));
+    }
+    let dropped = corpus.dropped.total();
+    if corpus.generated > 0 && 20 * dropped > corpus.generated {
+        w.push(format!(
+            "WARNING: {dropped} of {} synthetic samples were dropped ({}).",
+            corpus.generated,
+            corpus.drops_line()
+        ));
+    }
+    w
+}
+
 /// The report's "Is the teacher worth distilling?" section: the prompt budget, each model's
 /// perplexity on held-out public text, and the warnings of the run.
 pub fn markdown(report: &crate::report::Report) -> String {
@@ -182,6 +205,46 @@ mod tests {
         };
         // GPT-2 small: 124 439 808 parameters with its 50257 tokens and 1024 positions
         assert_eq!(fresh_parameters(&gpt2, 50257, 1024), Some(124_439_808));
+    }
+
+    #[test]
+    fn a_short_or_much_dropped_corpus_is_named() {
+        use synth_gen::{CorpusStats, Drops, Sample};
+        let sample = |i: u64, text: &str| Sample {
+            index: i,
+            text: text.to_string(),
+            labels: vec![("Category".into(), "art".into())],
+        };
+        let corpus = |texts: &[&str], dropped: u64| {
+            let samples: Vec<Sample> = texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| sample(i as u64, t))
+                .collect();
+            let stats = CorpusStats::compute(&samples, 8, |t: &str| {
+                Ok::<_, ()>(t.split_whitespace().count())
+            })
+            .unwrap();
+            crate::corpus_stats::SyntheticCorpus {
+                generated: texts.len() as u64 + dropped,
+                written: texts.len() as u64,
+                dropped: Drops {
+                    empty: dropped,
+                    duplicate: 0,
+                },
+                stats,
+                examples: Vec::new(),
+            }
+        };
+        // 1 word of a budget of 8 and 1 of 3 dropped: both named
+        let w = corpus_warnings(&corpus(&["a", "b"], 1));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("average 1.0 tokens of a budget of 8"),
+            "{w:?}"
+        );
+        // 4 words of 8, nothing dropped: no warning
+        assert!(corpus_warnings(&corpus(&["a b c d", "e f g h"], 0)).is_empty());
     }
 
     #[test]

@@ -124,6 +124,10 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
             Some(self.prompt_budget(&release.codes)?),
         )?;
         report.synthetic_corpus = self.synthetic_corpus(&release)?;
+        if let Some(corpus) = &report.synthetic_corpus {
+            let warnings = crate::teacher_check::corpus_warnings(corpus);
+            report.privacy.notes.extend(warnings);
+        }
         report.pretraining = std::mem::take(&mut self.pretrained);
         report.write(&self.dir)?;
         self.rep.event(
