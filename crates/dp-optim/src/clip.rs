@@ -139,8 +139,8 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorms<'_, B> {
     }
 }
 
-/// As [`clipped_sum`], but each of the model's `L` float parameter tensors is clipped on its
-/// own, to `max_grad_norm / √L`: the per-example vector then still has norm at most
+/// As [`clipped_sum`], but each of the model's `L` trainable float parameter tensors is clipped
+/// on its own, to `max_grad_norm / √L`: the per-example vector then still has norm at most
 /// `max_grad_norm` (`√(L · C²/L)`), so the sensitivity, and the noise it needs, are those of
 /// flat clipping. Per-parameter bounds waste less signal on layers with small gradients and
 /// more on those with large ones; flat clipping is the usual default.
