@@ -10,6 +10,8 @@
 //! * [`TokenBlocks`]: texts as fixed-length rows of token ids with masks, for training (a
 //!   per-example loss for DP-SGD: each row's mean next-token NLL).
 //! * [`perplexity()`]: the paper's perplexity protocol.
+//! * [`LoraConfig`] / [`LoraGpt2`]: low-rank adapters on a frozen GPT-2 (trained alone, e.g.
+//!   by DP-SGD), merged back into a plain [`Gpt2`] for generation and export.
 //! * [`CausalLm`]: the trait generation and distillation code is written against.
 //!
 //! ```
@@ -44,6 +46,7 @@ mod dtype;
 mod error;
 pub mod hf;
 mod lm;
+mod lora;
 mod loss;
 mod model;
 mod perplexity;
@@ -56,6 +59,7 @@ pub use config::Gpt2Config;
 pub use error::CausalLmError;
 pub use fused_ops::gelu_tanh;
 pub use lm::{CausalLm, LmCache, LmOutput};
+pub use lora::{BlockAdapters, LoraAdapter, LoraConfig, LoraGpt2, LoraProjection};
 pub use loss::next_token_nll;
 pub use model::{Block, Gpt2, Mlp};
 pub use perplexity::{PerplexityReport, perplexity, text_nll};

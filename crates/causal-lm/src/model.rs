@@ -192,7 +192,7 @@ impl<B: Backend> Gpt2<B> {
     }
 
     /// A whole-sequence forward pass (no cache) through `tap`.
-    fn full<T: LayerTap<B>>(
+    pub(crate) fn full<T: LayerTap<B>>(
         &self,
         tokens: Tensor<B, 2, Int>,
         attention_mask: Option<Tensor<B, 2, Int>>,
@@ -226,6 +226,18 @@ impl<B: Backend> Gpt2<B> {
         attention_mask: Option<Tensor<B, 2, Int>>,
         cache: &mut KvCache<B>,
     ) -> LmOutput<B> {
+        self.cached(tokens, attention_mask, cache, &mut NoTap)
+    }
+
+    /// [`Gpt2::forward_cached`] with every parameterised layer run through `tap` (e.g. the
+    /// LoRA adapters' tap, [`crate::LoraGpt2`]).
+    pub(crate) fn cached<T: LayerTap<B>>(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2, Int>>,
+        cache: &mut KvCache<B>,
+        tap: &mut T,
+    ) -> LmOutput<B> {
         let [batch, seq] = tokens.dims();
         let device = tokens.device();
         let new_mask =
@@ -236,7 +248,7 @@ impl<B: Backend> Gpt2<B> {
         let full_mask = cache.push_mask(new_mask);
         let mask = AttentionMask::new(Some(full_mask), past, seq, self.config.n_head);
         cache.ensure_layers(self.h.len());
-        self.run(tokens, positions, &mask, Some(cache), false, &mut NoTap)
+        self.run(tokens, positions, &mask, Some(cache), false, tap)
     }
 
     fn run<T: LayerTap<B>>(

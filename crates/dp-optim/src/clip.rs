@@ -59,6 +59,9 @@ enum Factors {
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for Accumulate<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if !param.is_require_grad() {
+            return; // frozen: never clipped, summed or updated
+        }
         let factor = match &self.factors {
             Factors::All(f) => *f,
             Factors::Each(f) => f[self.index],
@@ -116,7 +119,8 @@ pub(crate) fn accumulate<B: AutodiffBackend, M: AutodiffModule<B>>(
     });
 }
 
-/// Squared L2 norm of each float parameter's gradient, in visiting order (0 when absent).
+/// Squared L2 norm of each trainable float parameter's gradient, in visiting order (0 when
+/// absent); frozen parameters (`require_grad = false`) are skipped.
 struct SquaredNorms<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
     norms: Vec<Option<Tensor<B::InnerBackend, 1>>>,
@@ -124,6 +128,9 @@ struct SquaredNorms<'a, B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorms<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if !param.is_require_grad() {
+            return; // frozen: not part of the clipped vector
+        }
         self.norms.push(
             self.grads
                 .get::<B::InnerBackend, D>(param.id)
@@ -132,8 +139,8 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorms<'_, B> {
     }
 }
 
-/// As [`clipped_sum`], but each of the model's `L` float parameter tensors is clipped on its
-/// own, to `max_grad_norm / √L`: the per-example vector then still has norm at most
+/// As [`clipped_sum`], but each of the model's `L` trainable float parameter tensors is clipped
+/// on its own, to `max_grad_norm / √L`: the per-example vector then still has norm at most
 /// `max_grad_norm` (`√(L · C²/L)`), so the sensitivity, and the noise it needs, are those of
 /// flat clipping. Per-parameter bounds waste less signal on layers with small gradients and
 /// more on those with large ones; flat clipping is the usual default.
@@ -320,8 +327,8 @@ struct Privatize<'a, B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for Privatize<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        if self.error.is_some() {
-            return;
+        if self.error.is_some() || !param.is_require_grad() {
+            return; // a frozen parameter gets no update (and needs no noise)
         }
         let value = param.val().inner();
         let shape = value.shape();
@@ -347,8 +354,9 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Privatize<'_, B> {
 }
 
 /// The private update of one logical step: the clipped sum plus Gaussian noise of standard
-/// deviation `noise_multiplier · max_grad_norm` on every coordinate of every float parameter,
-/// divided by the *expected* batch size (never the realised one). Noise comes from `rng` (see
+/// deviation `noise_multiplier · max_grad_norm` on every coordinate of every trainable float
+/// parameter (frozen ones, `require_grad = false`, get no update at all), divided by the
+/// *expected* batch size (never the realised one). Noise comes from `rng` (see
 /// [`DpRng`]; an insecure seeded stream voids the guarantee).
 pub fn privatize<B, M>(
     model: &M,

@@ -28,6 +28,10 @@
 //! # Guarantee
 //! The result equals the generic path's ([`crate::clipped_sum`]) up to floating-point
 //! rounding, for any model whose every trainable parameter is used only through the tap.
+//! Frozen parameters (`require_grad = false`, e.g. the base of a `causal_lm::LoraGpt2`) may
+//! go through the tap too: their records are dropped, so the norms and the sum cover the
+//! trainable parameters only (for LoRA: `A` from its input `x` and the gradient of `A x`,
+//! `B` from `A x` and the gradient of `B(A x)`, each an ordinary linear without bias).
 //! A parameter never seen by the tape is an error ([`DpOptimError::UntappedParameter`]); a
 //! parameter used both through the tap and directly cannot be detected and would lose the
 //! direct use's gradient: models must route every use through the tap.
@@ -138,10 +142,24 @@ where
         return Err(DpOptimError::NothingTapped);
     }
     let params = ParamList::of(model).params;
+    // Frozen parameters (`require_grad = false`, e.g. a LoRA model's base) are not trained:
+    // their uses through the tape are dropped, so the norms and the sum cover the trainable
+    // parameters only, as on the generic path.
+    let frozen: std::collections::HashSet<ParamId> =
+        params.iter().filter(|p| !p.3).map(|p| p.0).collect();
+    let trainable = params.len() - frozen.len();
     let mut groups: Vec<(ParamId, Vec<Resolved<Inner<B>>>)> = Vec::new();
     let mut index: HashMap<ParamId, usize> = HashMap::new();
     let grads = losses.sum().backward();
     for record in tape.records {
+        let used = match &record {
+            Pending::Outer { param, .. }
+            | Pending::Bias { param, .. }
+            | Pending::Gain { param, .. } => *param,
+        };
+        if frozen.contains(&used) {
+            continue;
+        }
         let (param, resolved) = match record {
             Pending::Outer {
                 param,
@@ -198,7 +216,16 @@ where
         }
     }
     let norms: Vec<Tensor<Inner<B>, 1>> = groups.iter().map(|(_, r)| squared_norm(r)).collect();
-    let clip = clip_factors(norms, max_grad_norm, clipping, params.len());
+    if norms.is_empty() {
+        // every tapped parameter is frozen: nothing to train, nothing to clip
+        return Ok(ClippedSum {
+            grads: GradientsParams::new(),
+            examples: examples.len(),
+            clipped: 0,
+            nonfinite: 0,
+        });
+    }
+    let clip = clip_factors(norms, max_grad_norm, clipping, trainable);
     let mut out = GradientsParams::new();
     let shapes: HashMap<ParamId, &Vec<usize>> = params.iter().map(|p| (p.0, &p.2)).collect();
     for ((param, records), c) in groups.into_iter().zip(clip.factors) {

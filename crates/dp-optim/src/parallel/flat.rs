@@ -74,7 +74,8 @@ pub(crate) fn flatten_params<B: AutodiffBackend, M: AutodiffModule<B>>(
     Tensor::cat(pieces::<B, M>(model, None), 0)
 }
 
-/// Cuts `flat` (in `model`'s parameter order) back into one gradient per parameter.
+/// Cuts `flat` (in `model`'s parameter order) back into one gradient per trainable parameter
+/// (frozen ones, `require_grad = false`, are left out: the optimiser must not move them).
 pub(crate) fn unflatten_grads<B: AutodiffBackend, M: AutodiffModule<B>>(
     model: &M,
     flat: Tensor<Inner<B>, 1>,
@@ -90,7 +91,10 @@ pub(crate) fn unflatten_grads<B: AutodiffBackend, M: AutodiffModule<B>>(
             let n = shape.num_elements();
             let g = self.flat.clone().slice(self.at..self.at + n).reshape(shape);
             self.at += n;
-            self.out.register::<Inner<B>, D>(param.id, g);
+            if param.is_require_grad() {
+                // a frozen parameter (e.g. a LoRA base) gets no update
+                self.out.register::<Inner<B>, D>(param.id, g);
+            }
         }
     }
     let mut cut = Cut::<B> {
