@@ -132,13 +132,14 @@ impl<B: Backend> TokenBlocks<B> {
     /// a prompt's (but its last); the attention mask of [`Self::rows`] when no prompt was
     /// given. A prediction from position `t` of token `t + 1` is trained on when both are 1.
     pub fn loss_mask(&self, rows: &[usize]) -> Tensor<B, 2, Int> {
+        self.pick(&self.loss_mask, rows)
+    }
+
+    /// `rows` of the host array `v` (ids or a mask) as a `[rows, block]` tensor.
+    fn pick(&self, v: &[i64], rows: &[usize]) -> Tensor<B, 2, Int> {
         let picked: Vec<i64> = rows
             .iter()
-            .flat_map(|&i| {
-                self.loss_mask[i * self.block..(i + 1) * self.block]
-                    .iter()
-                    .copied()
-            })
+            .flat_map(|&i| v[i * self.block..(i + 1) * self.block].iter().copied())
             .collect();
         Tensor::from_data(
             TensorData::new(picked, [rows.len(), self.block]),
@@ -172,16 +173,7 @@ impl<B: Backend> TokenBlocks<B> {
 
     /// The ids and mask of `rows` (indices below [`TokenBlocks::len`]), `[rows, block]` each.
     pub fn rows(&self, rows: &[usize]) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
-        let pick = |v: &[i64]| -> Vec<i64> {
-            rows.iter()
-                .flat_map(|&i| v[i * self.block..(i + 1) * self.block].iter().copied())
-                .collect()
-        };
-        let shape = [rows.len(), self.block];
-        (
-            Tensor::from_data(TensorData::new(pick(&self.ids), shape), &self.device),
-            Tensor::from_data(TensorData::new(pick(&self.mask), shape), &self.device),
-        )
+        (self.pick(&self.ids, rows), self.pick(&self.mask, rows))
     }
 }
 

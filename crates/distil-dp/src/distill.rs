@@ -228,27 +228,57 @@ pub fn distill<B: AutodiffBackend>(
         drop(serial);
         state.steps_taken += 1;
         taken_now += 1;
-        let checkpoint = cadence.is_checkpoint(state.steps_taken, planned);
-        if checkpoint {
-            save(&student, &optim, &state)?;
-        }
-        log(&StepLine {
-            steps: state.steps_taken,
-            planned_steps: planned,
-            loss: Some(num(value)),
-            seconds: Some(start.elapsed().as_secs_f64()),
-            checkpoint: Some(checkpoint),
-            ..StepLine::default()
-        });
+        let (steps, now) = (state.steps_taken, num(value));
+        after_step(steps, planned, cadence, now, start, log, || {
+            save(&student, &optim, &state)
+        })?;
     }
-    if state.steps_taken < planned {
-        save(&student, &optim, &state)?;
+    finish(state.steps_taken, planned, student, |s| {
+        save(s, &optim, &state)
+    })
+}
+
+/// After a step of a non-private training: a checkpoint when `cadence` says so, then the
+/// step's line (`steps` of `planned`, the batch's `loss`, seconds since `start`).
+pub(crate) fn after_step(
+    steps: u64,
+    planned: u64,
+    cadence: Cadence,
+    loss: f64,
+    start: Instant,
+    log: &mut dyn FnMut(&StepLine),
+    save: impl FnOnce() -> Result<(), DistilDpError>,
+) -> Result<(), DistilDpError> {
+    let checkpoint = cadence.is_checkpoint(steps, planned);
+    if checkpoint {
+        save()?;
+    }
+    log(&StepLine {
+        steps,
+        planned_steps: planned,
+        loss: Some(loss),
+        seconds: Some(start.elapsed().as_secs_f64()),
+        checkpoint: Some(checkpoint),
+        ..StepLine::default()
+    });
+    Ok(())
+}
+
+/// The end of a call: done after `planned` steps, else paused with a checkpoint of `model`.
+pub(crate) fn finish<M>(
+    steps: u64,
+    planned: u64,
+    model: M,
+    save: impl FnOnce(&M) -> Result<(), DistilDpError>,
+) -> Result<Progress<M>, DistilDpError> {
+    if steps < planned {
+        save(&model)?;
         return Ok(Progress::Paused {
-            taken: state.steps_taken,
+            taken: steps,
             planned,
         });
     }
-    Ok(Progress::Done(student))
+    Ok(Progress::Done(model))
 }
 
 pub(crate) fn num<E: burn::tensor::ElementConversion>(v: E) -> f64 {

@@ -40,7 +40,7 @@ use train_kit::files::readable_dir;
 use train_kit::{Cadence, DynOptimizer};
 
 use crate::config::OnPolicyConfig;
-use crate::distill::{load_checkpoint, num, optimizer, save_checkpoint};
+use crate::distill::{after_step, finish, load_checkpoint, num, optimizer, save_checkpoint};
 use crate::dp_train::Progress;
 use crate::error::DistilDpError;
 use crate::progress::StepLine;
@@ -253,27 +253,14 @@ pub fn on_policy<B: AutodiffBackend>(
         drop(serial);
         state.steps_taken += 1;
         taken_now += 1;
-        let checkpoint = cadence.is_checkpoint(state.steps_taken, planned);
-        if checkpoint {
-            save(&student, &optim, &state)?;
-        }
-        log(&StepLine {
-            steps: state.steps_taken,
-            planned_steps: planned,
-            loss: Some(num(value)),
-            seconds: Some(start.elapsed().as_secs_f64()),
-            checkpoint: Some(checkpoint),
-            ..StepLine::default()
-        });
+        let (steps, now) = (state.steps_taken, num(value));
+        after_step(steps, planned, cadence, now, start, log, || {
+            save(&student, &optim, &state)
+        })?;
     }
-    if state.steps_taken < planned {
-        save(&student, &optim, &state)?;
-        return Ok(Progress::Paused {
-            taken: state.steps_taken,
-            planned,
-        });
-    }
-    Ok(Progress::Done(student))
+    finish(state.steps_taken, planned, student, |s| {
+        save(s, &optim, &state)
+    })
 }
 
 #[cfg(test)]
