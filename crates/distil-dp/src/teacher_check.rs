@@ -122,6 +122,20 @@ pub fn result_warnings(results: &[ModelResult]) -> Vec<String> {
     w
 }
 
+/// Warnings from stage 0 (public text only): the pre-trained teacher is not better than the
+/// pre-trained student on held-out public text, so its pre-training (steps or learning rate)
+/// wasted the larger model's capacity before any private data was seen.
+pub fn pretraining_warnings(pretrained: &[Pretrained]) -> Vec<String> {
+    let find = |name: &str| pretrained.iter().find(|p| p.name == name);
+    match (find("pretrain-teacher"), find("pretrain-student")) {
+        (Some(t), Some(s)) if t.public_perplexity >= s.public_perplexity => vec![format!(
+            "WARNING: after stage 0 the teacher's perplexity on held-out public text ({:.2}, {} steps) is not below the student's ({:.2}, {} steps): the larger model is undertrained or its learning rate is too high; lower teacher.model.pretrain_schedule's lr or raise teacher.model.pretrain_steps.",
+            t.public_perplexity, t.steps, s.public_perplexity, s.steps
+        )],
+        _ => Vec::new(),
+    }
+}
+
 /// Warnings from the synthetic corpus (validation-free evidence of a weak teacher): samples
 /// that end far before the budget, or many dropped samples.
 pub fn corpus_warnings(corpus: &crate::corpus_stats::SyntheticCorpus) -> Vec<String> {
@@ -275,5 +289,23 @@ mod tests {
                 .unwrap()
                 .contains("44 of the teacher's 128")
         );
+    }
+
+    #[test]
+    fn a_teacher_behind_the_student_after_stage_0_is_named() {
+        let p = |name: &str, public_perplexity| Pretrained {
+            name: name.to_string(),
+            steps: 100,
+            public_perplexity,
+        };
+        let w = pretraining_warnings(&[p("pretrain-teacher", 241.0), p("pretrain-student", 188.0)]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("241.00") && w[0].contains("pretrain_schedule"));
+        assert!(
+            pretraining_warnings(&[p("pretrain-teacher", 150.0), p("pretrain-student", 188.0)])
+                .is_empty()
+        );
+        // one architecture pre-trained only: nothing to compare
+        assert!(pretraining_warnings(&[p("pretrain-teacher", 241.0)]).is_empty());
     }
 }

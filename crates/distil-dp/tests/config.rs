@@ -93,6 +93,16 @@ fn mistakes_are_named() {
         ("", &["checkpoint_every=0"][..], "checkpoint_every"),
         ("", &["workers=0"][..], "workers"),
         ("", &["student.loss.alpha=0.5"][..], "student.loss.alpha"),
+        (
+            "",
+            &["teacher.model.pretrain_batch_size=0"][..],
+            "teacher.model.pretrain_batch_size",
+        ),
+        (
+            "",
+            &["student.model.pretrain_schedule.lr=-1"][..],
+            "student.model.pretrain_schedule",
+        ),
     ] {
         let e = err(text, overrides);
         assert!(e.contains(want), "{overrides:?}: {e}");

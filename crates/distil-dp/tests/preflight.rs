@@ -227,6 +227,15 @@ fn a_partly_given_table_keeps_its_roles_defaults() {
         (d.student.model.n_embd, d.student.model.n_layer)
     );
     assert_eq!(c.student.model.pretrain_steps, 3);
+    // and the student's own stage-0 schedule, not the (lower-lr) teacher's
+    assert_eq!(
+        c.student.model.pretrain_schedule,
+        d.student.model.pretrain_schedule
+    );
+    assert_ne!(
+        d.student.model.pretrain_schedule,
+        d.teacher.model.pretrain_schedule
+    );
     let c = PipelineConfig::from_toml("", &["generation.sampling.top_k=40".into()]).unwrap();
     assert_eq!(
         c.generation.sampling.max_new_tokens,

@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
+use dp_optim::LrSchedule;
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_LAYERS, MAX_STEPS, MAX_WIDTH, bad};
+use super::{MAX_BATCH, MAX_LAYERS, MAX_STEPS, MAX_WIDTH, bad, nested};
 use crate::error::DistilDpError;
 
 /// A GPT-2 architecture, or a checkpoint to start from.
@@ -22,6 +23,22 @@ pub struct ModelConfig {
     pub n_head: usize,
     /// Non-private steps on the public corpus before the private stages (stage 0).
     pub pretrain_steps: usize,
+    /// Sequences per stage-0 step (default 32).
+    pub pretrain_batch_size: usize,
+    /// Stage 0's learning rate (AdamW; default for the 4 × 128 teacher: cosine 1e-3 → 1e-4
+    /// after 5 warm-up steps; for the 2 × 64 student: cosine 3e-3 → 3e-4 after 5 warm-up steps).
+    /// A wider or deeper model usually wants a lower peak: at 3e-3 the 4 × 128 teacher
+    /// learned the public corpus *worse* than the 2 × 64 student (`docs/results.md`).
+    pub pretrain_schedule: LrSchedule,
+}
+
+/// The default stage-0 schedule of a model of the teacher's default shape (4 × 128).
+pub(super) fn teacher_pretrain_schedule() -> LrSchedule {
+    LrSchedule::Cosine {
+        lr: 1e-3,
+        min_lr: 1e-4,
+        warmup_steps: 5,
+    }
 }
 
 impl Default for ModelConfig {
@@ -32,6 +49,8 @@ impl Default for ModelConfig {
             n_layer: 4,
             n_head: 4,
             pretrain_steps: 0,
+            pretrain_batch_size: 32,
+            pretrain_schedule: teacher_pretrain_schedule(),
         }
     }
 }
@@ -65,14 +84,20 @@ impl ModelConfig {
                 "n_embd at most 16384, n_layer and n_head at most 256",
             ));
         }
+        let [steps, batch, schedule] = section.pretrain_fields();
         if self.pretrain_steps > MAX_STEPS {
+            return Err(bad(steps, self.pretrain_steps, "at most 10^9"));
+        }
+        if !(1..=MAX_BATCH).contains(&self.pretrain_batch_size) {
             return Err(bad(
-                section.pretrain_steps(),
-                self.pretrain_steps,
-                "at most 10^9",
+                batch,
+                self.pretrain_batch_size,
+                "an integer in [1, 65536]",
             ));
         }
-        Ok(())
+        self.pretrain_schedule
+            .validate()
+            .map_err(|e| nested(schedule, &e))
     }
 }
 
@@ -94,11 +119,20 @@ impl ModelSection {
         }
     }
 
-    /// Its `pretrain_steps` field's dotted name.
-    fn pretrain_steps(self) -> &'static str {
+    /// The dotted names of its stage-0 fields: `pretrain_steps`, `pretrain_batch_size` and
+    /// `pretrain_schedule`.
+    fn pretrain_fields(self) -> [&'static str; 3] {
         match self {
-            Self::Teacher => "teacher.model.pretrain_steps",
-            Self::Student => "student.model.pretrain_steps",
+            Self::Teacher => [
+                "teacher.model.pretrain_steps",
+                "teacher.model.pretrain_batch_size",
+                "teacher.model.pretrain_schedule",
+            ],
+            Self::Student => [
+                "student.model.pretrain_steps",
+                "student.model.pretrain_batch_size",
+                "student.model.pretrain_schedule",
+            ],
         }
     }
 }

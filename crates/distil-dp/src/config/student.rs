@@ -63,6 +63,7 @@ impl Default for StudentConfig {
                 n_embd: 64,
                 n_layer: 2,
                 n_head: 4,
+                pretrain_schedule: cosine_schedule(),
                 ..ModelConfig::default()
             },
             loss: DistillConfig::default(),

@@ -129,6 +129,8 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
             report.privacy.notes.extend(warnings);
         }
         report.pretraining = std::mem::take(&mut self.pretrained);
+        let warnings = crate::teacher_check::pretraining_warnings(&report.pretraining);
+        report.privacy.notes.extend(warnings);
         report.write(&self.dir)?;
         self.rep.event(
             Stage::Evaluate.name(),

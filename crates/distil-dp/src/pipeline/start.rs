@@ -14,9 +14,6 @@ use crate::dp_train::{Progress, fresh_model};
 use crate::error::DistilDpError;
 use train_kit::Cadence;
 
-/// Pre-training batch size (stage 0).
-const PRETRAIN_BATCH: usize = 32;
-
 impl<B: AutodiffBackend> Ctx<'_, B> {
     /// The starting point of `architecture`: its checkpoint, or a fresh model from the public
     /// seed (pre-trained first when its stage runs and `pretrain_steps` > 0; a model only
@@ -46,10 +43,11 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
         let steps = model.pretrain_steps as u64;
         let (public, _) = self.public_split()?;
         let data = self.blocks(&public)?;
-        // fixed settings: stage 0 depends on the architecture, the tokenizer and the seed
-        // only (not on `[student]`), so changing the student never invalidates the teacher
+        // stage 0 depends on the model's section, the tokenizer and the seed only (not on
+        // `[student]`'s distillation), so changing the student never invalidates the teacher
         let settings = StudentConfig {
-            batch_size: PRETRAIN_BATCH,
+            batch_size: model.pretrain_batch_size,
+            schedule: model.pretrain_schedule.clone(),
             ..StudentConfig::default()
         };
         let pretraining = architecture.pretraining();
