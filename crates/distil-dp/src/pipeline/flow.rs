@@ -129,6 +129,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
             report.privacy.notes.extend(warnings);
         }
         report.pretraining = std::mem::take(&mut self.pretrained);
+        report.dp_trainings = std::mem::take(&mut self.dp_trainings);
         report.write(&self.dir)?;
         self.rep.event(
             Stage::Evaluate.name(),
