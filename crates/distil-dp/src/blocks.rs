@@ -1,20 +1,25 @@
 //! The private training data of DP-SGD: causal-lm's [`TokenBlocks`] (fixed-length token rows
 //! with masks, each row's next-token NLL its per-example loss) as [`PrivateExamples`], and
-//! the DPKD baseline's per-example distillation loss, [`KdBlocks`].
+//! the DPKD baseline's per-example distillation loss, [`KdBlocks`]; both for a plain
+//! [`Gpt2`] and for a LoRA-adapted [`LoraGpt2`] (DP-LoRA).
 //!
 //! [`PrivateExamples`]: crate::dp_train::PrivateExamples
 
 use burn::module::Module;
+use burn::tensor::Int;
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
-use causal_lm::Gpt2;
+use causal_lm::{Gpt2, LoraGpt2};
 use dp_optim::{ExampleLoss, LayerTap};
 
 /// The private rows of the teacher and the student baselines: causal-lm's (re-exported here
 /// so that `distil_dp::blocks::TokenBlocks` keeps naming it).
 pub use causal_lm::TokenBlocks;
 
-impl<B: AutodiffBackend> crate::dp_train::PrivateExamples<B> for TokenBlocks<B> {
+impl<B: AutodiffBackend, M> crate::dp_train::PrivateExamples<B, M> for TokenBlocks<B>
+where
+    Self: ExampleLoss<B, M>,
+{
     fn records(&self) -> usize {
         self.len()
     }
@@ -33,10 +38,42 @@ pub struct KdBlocks<'a, B: AutodiffBackend> {
     pub loss: kd_losses::DistillConfig,
 }
 
-impl<B: AutodiffBackend> ExampleLoss<B, Gpt2<B>> for KdBlocks<'_, B> {
+/// A GPT-2 whose every parameterised layer runs through a [`LayerTap`] (what DP-SGD's
+/// clipping paths need): a plain [`Gpt2`], or a [`LoraGpt2`] (DP-LoRA: the adapters run
+/// through the tap too, the frozen base's records are ignored).
+pub trait TappedLm<B: AutodiffBackend> {
+    /// Logits `[batch, seq, vocab]` of `ids` under `mask`, every layer through `tap`.
+    fn tapped_logits<T: LayerTap<B>>(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        mask: Tensor<B, 2, Int>,
+        tap: &mut T,
+    ) -> Tensor<B, 3>;
+}
+
+/// [`TappedLm`] of models with their own `forward_tapped(ids, mask, tap)`.
+macro_rules! tapped_lm {
+    ($($model:ident),*) => {$(
+        impl<B: AutodiffBackend> TappedLm<B> for $model<B> {
+            fn tapped_logits<T: LayerTap<B>>(
+                &self,
+                ids: Tensor<B, 2, Int>,
+                mask: Tensor<B, 2, Int>,
+                tap: &mut T,
+            ) -> Tensor<B, 3> {
+                self.forward_tapped(ids, Some(mask), tap)
+            }
+        }
+    )*};
+}
+
+tapped_lm!(Gpt2, LoraGpt2);
+
+/// The student is any [`TappedLm`]: a GPT-2, or (DP-LoRA) its adapters alone trained.
+impl<B: AutodiffBackend, M: TappedLm<B>> ExampleLoss<B, M> for KdBlocks<'_, B> {
     fn losses<T: LayerTap<B>>(
         &mut self,
-        model: &Gpt2<B>,
+        model: &M,
         examples: &[usize],
         tap: &mut T,
     ) -> Tensor<B, 1> {
@@ -46,14 +83,17 @@ impl<B: AutodiffBackend> ExampleLoss<B, Gpt2<B>> for KdBlocks<'_, B> {
                 .forward_full(ids.clone().inner(), Some(mask.clone().inner()), false)
                 .logits,
         );
-        let logits = model.forward_tapped(ids.clone(), Some(mask.clone()), tap);
+        let logits = model.tapped_logits(ids.clone(), mask.clone(), tap);
         kd_losses::distillation_loss(&self.loss, logits, teacher, ids, Some(mask), None)
             .expect("validated distillation settings")
             .per_example()
     }
 }
 
-impl<B: AutodiffBackend> crate::dp_train::PrivateExamples<B> for KdBlocks<'_, B> {
+impl<B: AutodiffBackend, M> crate::dp_train::PrivateExamples<B, M> for KdBlocks<'_, B>
+where
+    Self: ExampleLoss<B, M>,
+{
     fn records(&self) -> usize {
         self.blocks.len()
     }

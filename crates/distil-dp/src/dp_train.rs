@@ -1,12 +1,14 @@
 //! DP-SGD training of a GPT-2 on private token blocks, checkpointed and resumable: stage 1
-//! (the teacher) and the DP-SGD student baseline.
+//! (the teacher) and the DP-SGD baselines. [`train`] and [`follow`] take any model DP-SGD
+//! can train ([`DpModel`]): a plain [`Gpt2`], or a [`LoraGpt2`] whose adapters alone are
+//! trained (DP-LoRA, `[teacher.lora]`), released as a plain GPT-2 either way.
 
 use std::path::Path;
 use std::time::Duration;
 
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use causal_lm::{Gpt2, Gpt2Config};
+use causal_lm::{Gpt2, Gpt2Config, LoraConfig, LoraGpt2};
 use dp_accounting::PrivacyLedger;
 use dp_optim::parallel::{DEFAULT_TIMEOUT, Solo, TcpCollective};
 use dp_optim::{
@@ -109,12 +111,68 @@ fn summary(trainer: &PrivacyEngine, delta: f64) -> Result<DpSummary, DistilDpErr
     })
 }
 
-/// A per-example loss over a known number of records (what DP-SGD samples from), which the
-/// driver can replicate onto another device for a data-parallel worker thread
-/// ([`Replicate`]; `None` there: the training runs on one worker).
-pub trait PrivateExamples<B: AutodiffBackend>: ExampleLoss<B, Gpt2<B>> + Replicate<B> {
+/// A per-example loss of model `M` over a known number of records (what DP-SGD samples
+/// from), which the driver can replicate onto another device for a data-parallel worker
+/// thread ([`Replicate`]; `None` there: the training runs on one worker).
+pub trait PrivateExamples<B: AutodiffBackend, M>: ExampleLoss<B, M> + Replicate<B> {
     /// Number of records.
     fn records(&self) -> usize;
+}
+
+/// A model DP-SGD trains in the pipeline: a [`Gpt2`] (every parameter trained) or a
+/// [`LoraGpt2`] (the adapters only: its base is frozen), released as a plain [`Gpt2`]
+/// either way, so that generation, distillation, evaluation and exported checkpoints see
+/// one kind of model.
+pub trait DpModel<B: AutodiffBackend>: AutodiffModule<B> {
+    /// The released model: the model itself, or the adapters merged into the base.
+    fn released(self) -> Gpt2<B>;
+
+    /// How DP-SGD trained it, for the report; `training`: the training's name.
+    fn fine_tuning(&self, training: &str) -> DpFineTuning;
+}
+
+impl<B: AutodiffBackend> DpModel<B> for Gpt2<B> {
+    fn released(self) -> Gpt2<B> {
+        self
+    }
+
+    fn fine_tuning(&self, training: &str) -> DpFineTuning {
+        DpFineTuning {
+            training: training.to_string(),
+            lora: None,
+            trainable_parameters: self.num_params(),
+            parameters: self.num_params(),
+        }
+    }
+}
+
+impl<B: AutodiffBackend> DpModel<B> for LoraGpt2<B> {
+    fn released(self) -> Gpt2<B> {
+        self.merge()
+    }
+
+    fn fine_tuning(&self, training: &str) -> DpFineTuning {
+        DpFineTuning {
+            training: training.to_string(),
+            lora: Some(self.lora.clone()),
+            trainable_parameters: self.adapter_parameters(),
+            parameters: self.base.num_params(),
+        }
+    }
+}
+
+/// How one DP training of a run trained its model (the report's `dp_trainings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DpFineTuning {
+    /// The training (`teacher`, `dp-sgd-student`, `dpkd-teacher`, `dpkd-student`).
+    pub training: String,
+    /// The adapters DP-SGD trained (rank, α, projections and the public seed of `A`);
+    /// `None`: every parameter (full fine-tuning).
+    pub lora: Option<LoraConfig>,
+    /// Parameters DP-SGD trained: clipped, noised and updated.
+    pub trainable_parameters: usize,
+    /// Parameters of the released model (with LoRA: the merged model, the size of its base).
+    pub parameters: usize,
 }
 
 /// Settings of one DP-SGD training.
@@ -265,10 +323,14 @@ pub struct PlannedTraining {
 /// it, takes part in every remaining step on its shard of `data`, and returns the steps it
 /// took part in. It keeps nothing: worker 0 holds the ledger and writes the checkpoint, and
 /// sends this worker its parameters, step count and sampling key at the start.
-pub fn follow<B: AutodiffBackend, L: PrivateExamples<B> + Send>(
+///
+/// `model` must be of the kind and shape worker 0 trains (with LoRA: adapted with the same
+/// settings): its values are replaced by worker 0's, and the workers check that their
+/// parameter counts agree.
+pub fn follow<B: AutodiffBackend, M: AutodiffModule<B>, L: PrivateExamples<B, M> + Send>(
     training: &DpTraining<'_>,
     processes: &Processes,
-    model: Gpt2<B>,
+    model: M,
     data: &mut L,
 ) -> Result<u64, DistilDpError> {
     processes.validate()?;
@@ -310,22 +372,26 @@ pub fn follow<B: AutodiffBackend, L: PrivateExamples<B> + Send>(
 /// device (`dp_optim::drive` with `DataParallelTrainer`: the same ε and the same kind of update, one
 /// ledger and checkpoint); otherwise on this thread.
 ///
+/// `model` is any model DP-SGD trains ([`DpModel`]: a [`Gpt2`], or a [`LoraGpt2`] whose
+/// adapters alone are trained); the checkpoint holds that model, and a resumed training must
+/// be given one of the same kind and shape (its values are replaced by the checkpoint's).
+///
 /// `log` receives one [`StepLine`] per step (`steps`, `planned_steps`, `workers`; no time,
 /// which would reveal the private batch sizes), with
 /// `checkpoint: true` and the ε spent so far on checkpoint steps. Training losses are not
 /// logged: they are computed on private records, outside the DP guarantee.
-pub fn train<B: AutodiffBackend, L: PrivateExamples<B> + Send>(
+pub fn train<B: AutodiffBackend, M: AutodiffModule<B>, L: PrivateExamples<B, M> + Send>(
     training: &DpTraining<'_>,
-    model: Gpt2<B>,
+    model: M,
     data: &mut L,
     prior: PrivacyLedger,
     dir: &Path,
     limit: Option<u64>,
     log: &mut dyn FnMut(&StepLine),
-) -> Result<(Progress<Gpt2<B>>, DpSummary), DistilDpError> {
+) -> Result<(Progress<M>, DpSummary), DistilDpError> {
     let device = model.devices().into_iter().next().unwrap_or_default();
     let (trainer, model) = if dp_optim::checkpoint_exists(dir) {
-        let (trainer, model) = DpTrainer::<B, Gpt2<B>>::load_checkpoint(dir, model, &device)?;
+        let (trainer, model) = DpTrainer::<B, M>::load_checkpoint(dir, model, &device)?;
         let saved = trainer.config().engine.dataset_id;
         if training.dataset.is_some() && saved.as_deref() != training.dataset {
             return Err(DistilDpError::ReleaseMismatch(Box::new(Mismatch {

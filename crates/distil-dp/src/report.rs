@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::PipelineConfig;
 use crate::corpus_stats::SyntheticCorpus;
-use crate::dp_train::DpSummary;
+use crate::dp_train::{DpFineTuning, DpSummary};
 use crate::error::DistilDpError;
 use crate::histogram::LabelRelease;
 use crate::records::Record;
@@ -147,6 +147,10 @@ pub struct Report {
     /// directory holds no complete `synthetic.jsonl`).
     #[serde(default)]
     pub synthetic_corpus: Option<SyntheticCorpus>,
+    /// What each DP training of the run trained (its LoRA adapters, or every parameter),
+    /// DPKD's teacher included, in the order of the run.
+    #[serde(default)]
+    pub dp_trainings: Vec<DpFineTuning>,
 }
 
 impl Report {
@@ -245,6 +249,7 @@ impl Report {
                 notes,
             },
             synthetic_corpus: None,
+            dp_trainings: Vec::new(),
         })
     }
 
@@ -329,6 +334,7 @@ impl Report {
             "\nAll releases together (if every model above were published): ε = {:.4}.\n\n",
             p.all_releases_epsilon
         ));
+        s.push_str(&self.fine_tuning_markdown());
         let l = &p.label_release;
         s.push_str(&format!(
             "Label stage: {} control codes, {} synthetic samples allocated ({}).\n\n",
@@ -343,6 +349,44 @@ impl Report {
         for n in &p.notes {
             s.push_str(&format!("- {n}\n"));
         }
+        s
+    }
+
+    /// What each DP training trained, as a table (empty when the report lists none).
+    pub fn fine_tuning_markdown(&self) -> String {
+        if self.dp_trainings.is_empty() {
+            return String::new();
+        }
+        let mut s = String::from(
+            "What DP-SGD trained:\n\n| DP training | fine-tuning | trained parameters | released model's parameters |\n|---|---|---:|---:|\n",
+        );
+        for t in &self.dp_trainings {
+            let how = match &t.lora {
+                None => "full (every parameter)".to_string(),
+                Some(l) => format!(
+                    "DP-LoRA, rank {}, α = {} ({}), A seeded with {}",
+                    l.rank,
+                    l.alpha,
+                    l.projections
+                        .iter()
+                        .map(|p| p.name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    l.seed
+                ),
+            };
+            s.push_str(&format!(
+                "| {} | {how} | {} ({:.2}%) | {} |\n",
+                t.training,
+                t.trainable_parameters,
+                100.0 * t.trainable_parameters as f64 / t.parameters.max(1) as f64,
+                t.parameters
+            ));
+        }
+        if self.dp_trainings.iter().any(|t| t.lora.is_some()) {
+            s.push_str("\nDP-LoRA (Yu et al. 2022, Kurakin et al. 2023): DP-SGD clipped, noised and updated the low-rank adapters only, with the q, σ and steps of the ledger above; the released model is the adapters merged into the frozen public starting model, which is post-processing: the same (ε, δ).\n");
+        }
+        s.push('\n');
         s
     }
 

@@ -121,3 +121,64 @@ fn loading_a_file_names_it() {
         .to_string();
     assert!(missing.contains("none.toml"), "{missing}");
 }
+
+#[test]
+fn dp_lora_is_off_by_default_and_its_mistakes_are_named() {
+    let default = PipelineConfig::default();
+    let lora = &default.teacher.lora;
+    assert_eq!(lora.rank, 0);
+    assert!(!lora.enabled() && lora.adapters(0).is_none() && lora.describe().is_none());
+    assert_eq!(lora.projections, causal_lm::LoraProjection::ALL);
+
+    let text = "[teacher.lora]\nrank = 4\nprojections = [\"attn.c_attn\", \"mlp.c_proj\"]\n";
+    let c = PipelineConfig::from_toml(text, &[]).unwrap();
+    let adapters = c.teacher.lora.adapters(9).unwrap();
+    assert_eq!((adapters.rank, adapters.alpha, adapters.seed), (4, 8.0, 9));
+    assert_eq!(
+        c.teacher.lora.describe().unwrap(),
+        "rank 4, alpha 8, attn.c_attn mlp.c_proj"
+    );
+    assert_eq!(PipelineConfig::from_toml(&c.to_toml(), &[]).unwrap(), c);
+    let c = PipelineConfig::from_toml(
+        "",
+        &["teacher.lora.rank=2".into(), "teacher.lora.alpha=16".into()],
+    )
+    .unwrap();
+    assert_eq!(c.teacher.lora.alpha(), 16.0);
+
+    for (overrides, want) in [
+        (&["teacher.lora.rank=200"][..], "teacher.lora.rank"), // the teacher is 128 wide
+        (&["teacher.lora.rank=100000"][..], "teacher.lora.rank"),
+        (&["teacher.lora.rank=-1"][..], "teacher.lora.rank"),
+        (
+            &["teacher.lora.rank=2", "teacher.lora.alpha=0"][..],
+            "teacher.lora.alpha",
+        ),
+        (&["teacher.lora.alpha=nan"][..], "teacher.lora.alpha"),
+        (
+            &["teacher.lora.projections=[]"][..],
+            "teacher.lora.projections",
+        ),
+        (
+            &["teacher.lora.projections=[\"mlp.c_fc\", \"mlp.c_fc\"]"][..],
+            "teacher.lora.projections",
+        ),
+        (&["teacher.lora.projections=[\"attn.q\"]"][..], "attn.q"),
+        (&["teacher.lora.ranks=2"][..], "ranks"),
+        // the DP-SGD student is 64 wide (the default student)
+        (&["teacher.lora.rank=100"][..], "student.model"),
+    ] {
+        let e = err("", overrides);
+        assert!(e.contains(want), "{overrides:?}: {e}");
+    }
+    // without a DP-trained student, only the teacher's width bounds the rank
+    PipelineConfig::from_toml(
+        "",
+        &[
+            "teacher.lora.rank=100".into(),
+            "baselines.dp_sgd_student=false".into(),
+            "baselines.dpkd=false".into(),
+        ],
+    )
+    .unwrap();
+}

@@ -95,6 +95,20 @@ fn training(config: &PipelineConfig, workers: usize) -> DpTraining<'_> {
     }
 }
 
+/// Another starting teacher (seed 2): what a resumed training is given, which its
+/// checkpoint replaces.
+fn other_model(s: &Setup) -> Gpt2<B> {
+    fresh_model(
+        &s.config.teacher.model,
+        s.tok.vocab_size(),
+        s.tok.eos_id(),
+        32,
+        2,
+        &Default::default(),
+    )
+    .unwrap()
+}
+
 fn logits(model: &Gpt2<B>, data: &TokenBlocks<B>) -> Vec<f32> {
     let (ids, _) = data.rows(&[0, 1]);
     model
@@ -371,4 +385,74 @@ fn the_dpkd_loss_is_replicated_to_every_worker() {
     assert_eq!(two.ledger, one.ledger);
     let steps = two.planned_steps as usize;
     assert_eq!(workers, [vec![2; steps], vec![1; steps]].concat());
+}
+
+#[test]
+fn dp_lora_trains_the_adapters_alone_resumes_exactly_and_spends_the_planned_budget() {
+    let mut s = setup();
+    let other = other_model(&s);
+    let (data, initial, prior) = (&mut s.data, &s.initial, &s.prior);
+    let device = Default::default();
+    let adapters = causal_lm::LoraConfig::new(2, 4.0).with_seed(9);
+    let lora = adapters.init(initial.clone(), &device).unwrap();
+    let training = training(&s.config, 1);
+    let (Progress::Done(a), whole) = train(
+        &training,
+        lora.clone(),
+        data,
+        prior.clone(),
+        &s.dir.model_dir("lora-whole"),
+        None,
+        &mut |_| {},
+    )
+    .unwrap() else {
+        panic!("done");
+    };
+    // LoRA changes what is trained, not the mechanism: the ledger of the plan, which does not
+    // depend on the model
+    let planned = distil_dp::dp_train::plan(&training, data.len(), prior.clone()).unwrap();
+    assert_eq!(whole.ledger, planned.ledger);
+    assert_eq!(whole.noise_multiplier, planned.noise_multiplier);
+    // the base is frozen, the adapters moved
+    assert_eq!(
+        logits(&a.base, data),
+        logits(initial, data),
+        "base untouched"
+    );
+    let merged = a.merge();
+    assert_ne!(logits(&merged, data), logits(initial, data), "it trained");
+
+    // paused after 3 steps, resumed from another base and other adapters: the checkpoint
+    // (which holds the LoRA model) decides, and the result is the uninterrupted one's
+    let parts = s.dir.model_dir("lora-parts");
+    let paused = train(
+        &training,
+        lora,
+        data,
+        prior.clone(),
+        &parts,
+        Some(3),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(matches!(paused.0, Progress::Paused { taken: 3, .. }));
+    let other = adapters.with_seed(10).init(other, &device).unwrap();
+    let (Progress::Done(b), resumed) = train(
+        &training,
+        other,
+        data,
+        prior.clone(),
+        &parts,
+        None,
+        &mut |_| {},
+    )
+    .unwrap() else {
+        panic!("resumed to the end");
+    };
+    assert_eq!(resumed.ledger, whole.ledger, "every step counted once");
+    assert_eq!(
+        logits(&b.merge(), data),
+        logits(&merged, data),
+        "bit-identical"
+    );
 }

@@ -5,7 +5,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use distil_dp::config::PipelineConfig;
+use burn::backend::{Autodiff, Flex};
+use burn::module::AutodiffModule;
+use burn::tensor::{Int, Tensor, TensorData};
+use causal_lm::{CausalLm, Gpt2, LoraGpt2};
+use distil_dp::config::{DpLoraConfig, PipelineConfig};
+use distil_dp::dp_train::{DpTraining, fresh_model, plan};
+use distil_dp::pipeline::trainings::Architecture;
 use distil_dp::pipeline::{Stage, run};
 use distil_dp::progress::{OutputMode, Reporter};
 use distil_dp::report::{Report, TrainingKind};
@@ -194,6 +200,14 @@ fn the_whole_pipeline_runs_and_its_report_accounts_for_every_release() {
     assert!(p.delta < 1.0 / report.records.train as f64);
     let teacher_dp = report.results[0].dp.as_ref().unwrap();
     assert_eq!(teacher_dp.steps, teacher_dp.planned_steps);
+    // without [teacher.lora], every DP training trains every parameter, and the report says so
+    assert_every_dp_training_reported(&report);
+    assert!(
+        report
+            .dp_trainings
+            .iter()
+            .all(|t| t.lora.is_none() && t.trainable_parameters == t.parameters)
+    );
     // the baselines: each its own release at ε; all together cost more
     assert_eq!(p.releases.len(), 3);
     for r in &p.releases {
@@ -348,10 +362,30 @@ fn the_whole_pipeline_runs_and_its_report_accounts_for_every_release() {
     }
 }
 
+/// The report lists every DP training of the run, DPKD's teacher included, in the run's order.
+fn assert_every_dp_training_reported(report: &Report) {
+    let trainings: Vec<&str> = report
+        .dp_trainings
+        .iter()
+        .map(|t| t.training.as_str())
+        .collect();
+    assert_eq!(
+        trainings,
+        ["teacher", "dp-sgd-student", "dpkd-teacher", "dpkd-student"]
+    );
+}
+
 /// Starts the CLI on `config` and kills it once `marker` exists under `dir` (or lets it end).
 fn run_and_kill_at(config: &Path, dir: &Path, marker: &str) -> bool {
+    command_killed_at(&["run"], config, dir, marker)
+}
+
+/// Starts `distil-dp ARGS` on `config` and kills it once `marker` exists under `dir` (or lets
+/// it end).
+fn command_killed_at(args: &[&str], config: &Path, dir: &Path, marker: &str) -> bool {
     let mut child = Command::new(env!("CARGO_BIN_EXE_distil-dp"))
-        .args(["run", "--output", "quiet", "--config"])
+        .args(args)
+        .args(["--output", "quiet", "--config"])
         .arg(config)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -437,4 +471,197 @@ fn a_stage_refuses_to_run_before_the_stage_it_needs() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("empty.jsonl"), "{err}");
+}
+
+type B = Autodiff<Flex>;
+
+/// The starting teacher of `config`'s run (fresh from the public seed, no pre-training) and
+/// its DP-LoRA teacher as checkpointed (base and adapters).
+fn lora_teacher(config: &PipelineConfig) -> (Gpt2<B>, LoraGpt2<B>) {
+    let dir = distil_dp::run_dir::RunDir::open(config).unwrap();
+    let tok = distil_dp::prepare::load_tokenizer(config, &dir).unwrap();
+    let device = Default::default();
+    let start = fresh_model::<B>(
+        &config.teacher.model,
+        tok.vocab_size(),
+        tok.eos_id(),
+        config.teacher.block_size,
+        config.seed + Architecture::Teacher.seed_offset(),
+        &device,
+    )
+    .unwrap();
+    // the template's values do not matter: the checkpoint replaces them
+    let template = config.teacher.lora.adapters(0).unwrap();
+    let template = template.init(start.clone(), &device).unwrap();
+    let (_, teacher) = dp_optim::DpTrainer::<B, LoraGpt2<B>>::load_checkpoint(
+        &dir.model_dir("teacher"),
+        template,
+        &device,
+    )
+    .unwrap();
+    (start, teacher)
+}
+
+/// `model`'s logits on a fixed row of tokens.
+fn logits_of(model: &Gpt2<B>) -> Vec<f32> {
+    let ids: Vec<i64> = (0..24).map(|i| (i * 37 % 300) as i64).collect();
+    let ids = Tensor::<Flex, 2, Int>::from_data(TensorData::new(ids, [1, 24]), &Default::default());
+    model
+        .valid()
+        .forward_lm(ids, None, false)
+        .logits
+        .into_data()
+        .to_vec()
+        .unwrap()
+}
+
+#[test]
+fn a_dp_lora_run_trains_adapters_only_at_the_budget_of_full_fine_tuning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = tiny(&tmp.path().join("run"));
+    config.teacher.lora.rank = 2;
+    config.baselines.synthetic_hard_labels = false;
+    let mut reporter = Reporter::detached(OutputMode::Quiet);
+    let report = run(&config, &Stage::ALL, &mut reporter)
+        .unwrap()
+        .expect("evaluation ran");
+    let root = &config.output_dir;
+
+    // every DP training trained rank-2 adapters (α = 2·rank) on all four projections
+    // the report says so, with the trained share of the parameters
+    assert_every_dp_training_reported(&report);
+    for t in &report.dp_trainings {
+        let lora = t.lora.as_ref().expect("LoRA");
+        assert_eq!((lora.rank, lora.alpha, lora.projections.len()), (2, 4.0, 4));
+        assert!(t.trainable_parameters < t.parameters / 10, "{t:?}");
+    }
+    // the teacher (1 block, 32 wide, MLP 128): r·Σ(d_in + d_out) over its projections
+    assert_eq!(
+        report.dp_trainings[0].trainable_parameters,
+        2 * ((32 + 96) + (32 + 32) + (32 + 128) + (128 + 32))
+    );
+    let md = std::fs::read_to_string(root.join("report.md")).unwrap();
+    assert!(
+        md.contains(
+            "| teacher | DP-LoRA, rank 2, α = 4 (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj)"
+        ) && md.contains("post-processing: the same (ε, δ)"),
+        "{md}"
+    );
+
+    // the ledgers are those planned for full fine-tuning: LoRA changes what is trained, not
+    // q, σ or the steps
+    let mut full = config.clone();
+    full.teacher.lora = DpLoraConfig::default();
+    let p = &report.privacy;
+    let planned = |label: &str, prior: dp_accounting::PrivacyLedger| {
+        let training = DpTraining {
+            label,
+            settings: &full.teacher,
+            epsilon: full.privacy.epsilon,
+            delta: p.delta,
+            accountant: full.privacy.accountant,
+            insecure_noise_seed: None,
+            checkpoint_every: 1,
+            workers: 1,
+            processes: None,
+            dataset: None,
+        };
+        plan(&training, report.records.train, prior).unwrap()
+    };
+    let histogram = p.label_release.ledger.clone();
+    assert_eq!(p.releases[0].ledger, planned("teacher", histogram).ledger);
+    let student = planned("dp-sgd-student", PrivacyLedger::new());
+    assert_eq!(p.releases[1].ledger, student.ledger);
+    assert_eq!(
+        report.results[2].dp.as_ref().unwrap().noise_multiplier,
+        student.noise_multiplier
+    );
+    assert!(p.releases.iter().all(|r| r.epsilon <= 2.0 + 1e-9));
+
+    // the checkpoint holds the frozen base untouched and the trained adapters; the exported
+    // teacher is a plain GPT-2: their merge, unlike the starting model
+    let (start, teacher) = lora_teacher(&config);
+    assert_eq!(logits_of(&teacher.base), logits_of(&start), "base frozen");
+    let merged = logits_of(&teacher.merge());
+    assert_ne!(merged, logits_of(&start), "the adapters trained");
+    let exported =
+        causal_lm::checkpoint::load_any::<B>(&root.join("models/teacher"), &Default::default())
+            .unwrap();
+    let worst = logits_of(&exported)
+        .iter()
+        .zip(&merged)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-5, "{worst}");
+
+    // a starting checkpoint narrower than the rank is refused before any release
+    let mut narrow = tiny(&tmp.path().join("narrow"));
+    narrow.teacher.model.checkpoint = Some(root.join("models/student"));
+    narrow.tokenizer.path = Some(root.join("models/student/tokenizer.json"));
+    narrow.teacher.lora.rank = 32;
+    narrow.baselines.dp_sgd_student = false;
+    narrow.baselines.dpkd = false;
+    let err = run(&narrow, &[Stage::Teacher], &mut reporter)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("teacher.lora.rank") && err.contains("teacher.model.checkpoint"),
+        "{err}"
+    );
+    assert!(!narrow.output_dir.join("label-histogram.json").exists());
+}
+
+#[test]
+fn a_dp_lora_teacher_killed_mid_training_resumes_to_the_same_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    let cut = tmp.path().join("cut");
+    let cut_config = write_config(&cut);
+    let lora = ["teacher", "--set", "teacher.lora.rank=2"];
+    let killed = command_killed_at(&lora, &cut_config, &cut, "teacher/trainer.json");
+    assert!(!command_killed_at(&lora, &cut_config, &cut, "no-such-file"));
+    assert!(killed, "killed mid-teacher");
+    let mut config = tiny(&whole);
+    config.teacher.lora.rank = 2;
+    let mut reporter = Reporter::detached(OutputMode::Quiet);
+    assert!(
+        run(&config, &[Stage::Teacher], &mut reporter)
+            .unwrap()
+            .is_none()
+    );
+
+    let (_, a) = lora_teacher(&config);
+    let (_, b) = lora_teacher(&PipelineConfig {
+        output_dir: cut,
+        ..config.clone()
+    });
+    let forward = |m: &LoraGpt2<B>| {
+        let ids = Tensor::<B, 2, Int>::from_data(
+            TensorData::new((0..24).map(|i| i * 11 % 300).collect::<Vec<i64>>(), [1, 24]),
+            &Default::default(),
+        );
+        m.forward(ids).into_data().to_vec::<f32>().unwrap()
+    };
+    assert_eq!(forward(&a), forward(&b), "bit-identical adapted teachers");
+    assert_eq!(logits_of(&a.merge()), logits_of(&b.merge()));
+
+    // LoRA is part of the release's identity: turning it off or changing it is refused
+    for change in [
+        DpLoraConfig::default(),
+        DpLoraConfig {
+            rank: 2,
+            alpha: Some(8.0),
+            ..DpLoraConfig::default()
+        },
+    ] {
+        let mut other = config.clone();
+        other.teacher.lora = change;
+        let err = run(&other, &[Stage::Teacher], &mut reporter)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`teacher.lora`") && err.contains("rank 2, alpha 4"),
+            "{err}"
+        );
+    }
 }

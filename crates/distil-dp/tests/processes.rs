@@ -35,6 +35,11 @@ fn ledger(run: &std::path::Path) -> serde_json::Value {
 
 /// `distil-dp teacher --world 2` as ranks 0 and 1 on a free loopback port; their outputs.
 fn two_processes(out: &str) -> Vec<std::process::Output> {
+    two_processes_with(out, &[])
+}
+
+/// [`two_processes`] with the overrides `extra` on both ranks.
+fn two_processes_with(out: &str, extra: &[&str]) -> Vec<std::process::Output> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -57,6 +62,11 @@ fn two_processes(out: &str) -> Vec<std::process::Output> {
                 "120".into(),
             ];
             args.extend(tiny(out));
+            args.extend(
+                extra
+                    .iter()
+                    .flat_map(|s| ["--set".to_string(), s.to_string()]),
+            );
             Command::new(env!("CARGO_BIN_EXE_distil-dp"))
                 .args(&args)
                 .stdout(Stdio::piped())
@@ -71,12 +81,8 @@ fn two_processes(out: &str) -> Vec<std::process::Output> {
         .collect()
 }
 
-#[test]
-fn the_teacher_trains_on_two_processes_with_one_ledger() {
-    let tmp = tempfile::tempdir().unwrap();
-    let two = tmp.path().join("two");
-    let out = format!("output_dir={:?}", two.display().to_string());
-    let outputs = two_processes(&out);
+/// Asserts that every worker succeeded, showing a failed one's stderr.
+fn succeeded(outputs: &[std::process::Output]) {
     for (rank, o) in outputs.iter().enumerate() {
         assert!(
             o.status.success(),
@@ -84,12 +90,23 @@ fn the_teacher_trains_on_two_processes_with_one_ledger() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
-    let events = |o: &std::process::Output| -> Vec<serde_json::Value> {
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
+}
+
+/// The JSON events a worker printed.
+fn events(o: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_teacher_trains_on_two_processes_with_one_ledger() {
+    let tmp = tempfile::tempdir().unwrap();
+    let two = tmp.path().join("two");
+    let out = format!("output_dir={:?}", two.display().to_string());
+    let outputs = two_processes(&out);
+    succeeded(&outputs);
     // worker 0's steps ran on both processes; worker 1 took part in every step
     let lead = events(&outputs[0]);
     let steps: Vec<&serde_json::Value> = lead
@@ -156,6 +173,34 @@ fn the_teacher_trains_on_two_processes_with_one_ledger() {
         .collect();
     assert!(!step_workers.is_empty() && step_workers.iter().all(|&w| w == 2));
     assert_eq!(ledger(&threads), b);
+}
+
+#[test]
+fn a_dp_lora_teacher_trains_on_two_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let two = tmp.path().join("two");
+    let out = format!("output_dir={:?}", two.display().to_string());
+    let outputs = two_processes_with(&out, &["teacher.lora.rank=2"]);
+    succeeded(&outputs);
+    // worker 0 trained the adapters alone (rank 2 on a block 16 wide), worker 1 every step
+    let lead = events(&outputs[0]);
+    let done = lead
+        .iter()
+        .find(|e| e["stage"] == "teacher" && e["event"] == "done")
+        .expect("the teacher finished");
+    assert_eq!(
+        done["trainable_parameters"],
+        2 * ((16 + 48) + (16 + 16) + (16 + 64) + (64 + 16))
+    );
+    let planned = done["steps"].as_u64().unwrap();
+    assert!(planned > 0);
+    assert!(
+        events(&outputs[1])
+            .iter()
+            .any(|e| e["event"] == "worker-done" && e["steps"] == planned),
+        "{:?}",
+        String::from_utf8_lossy(&outputs[1].stdout)
+    );
 }
 
 #[test]

@@ -29,7 +29,7 @@ pub use data::{DataConfig, PrivacyConfig, TokenizerConfig};
 pub use generation::GenerationStageConfig;
 pub use model::{ModelConfig, ModelSection};
 pub use student::{BaselinesConfig, OnPolicyConfig, PromptPositions, StudentConfig};
-pub use teacher::{DpSgdConfig, TeacherConfig};
+pub use teacher::{DpLoraConfig, DpSgdConfig, TeacherConfig};
 
 /// Everything a run needs. `PipelineConfig::default()` is the quickstart: the embedded
 /// corpus, tiny models, ε = 2.
@@ -235,6 +235,7 @@ impl PipelineConfig {
                 "0 unless student.model.n_embd equals teacher.model.n_embd (the hidden-state MSE compares the last hidden states directly)",
             ));
         }
+        self.check_lora_widths()?;
         let on_policy = &self.student.on_policy;
         if on_policy.enabled() && on_policy.max_new_tokens >= self.teacher.block_size {
             return Err(bad(
@@ -242,6 +243,24 @@ impl PipelineConfig {
                 on_policy.max_new_tokens,
                 "below teacher.block_size (the control code and the sample share its positions)",
             ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a `teacher.lora.rank` above the width of a fresh model a DP training adapts:
+    /// the teacher's (the DP teacher, DPKD's teacher), and the student's when a DP-SGD
+    /// baseline trains it (a starting checkpoint's width is checked before the first release).
+    fn check_lora_widths(&self) -> Result<(), DistilDpError> {
+        let student_dp = self.baselines.dp_sgd_student || self.baselines.dpkd;
+        for (model, section, adapted) in [
+            (&self.teacher.model, ModelSection::Teacher, true),
+            (&self.student.model, ModelSection::Student, student_dp),
+        ] {
+            if adapted && model.checkpoint.is_none() {
+                self.teacher
+                    .lora
+                    .check_width(model.n_embd, section.name())?;
+            }
         }
         Ok(())
     }

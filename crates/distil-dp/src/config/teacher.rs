@@ -1,15 +1,16 @@
 //! The `[teacher]` section: the teacher's architecture and block size, and the DP-SGD
-//! settings ([`DpSgdConfig`]) that every DP training of a run uses (the teacher, the DP-SGD
-//! student, DPKD's teacher and student).
+//! settings ([`DpSgdConfig`], with DP-LoRA's [`DpLoraConfig`]) that every DP training of a
+//! run uses (the teacher, the DP-SGD student, DPKD's teacher and student).
 
 use std::ops::{Deref, DerefMut};
 
+use causal_lm::{LoraConfig, LoraProjection};
 use dp_optim::{Clipping, ClippingPath, LrSchedule, OptimizerConfig};
 use serde::{Deserialize, Serialize};
 
 use super::model::ModelSection;
 use super::student::cosine_schedule;
-use super::{MAX_BLOCK, MAX_EPOCHS, bad, finite_positive, nested};
+use super::{MAX_BLOCK, MAX_EPOCHS, MAX_WIDTH, bad, finite_positive, nested};
 use crate::config::ModelConfig;
 use crate::error::DistilDpError;
 
@@ -89,6 +90,8 @@ pub struct DpSgdConfig {
     pub optimizer: OptimizerConfig,
     /// Learning rate (default cosine 3e-3 → 3e-4 after 5 warm-up steps).
     pub schedule: LrSchedule,
+    /// DP-LoRA (`[teacher.lora]`): DP-SGD on low-rank adapters only (default off).
+    pub lora: DpLoraConfig,
 }
 
 impl Default for DpSgdConfig {
@@ -107,6 +110,7 @@ impl Default for DpSgdConfig {
                 weight_decay: 0.01,
             },
             schedule: cosine_schedule(),
+            lora: DpLoraConfig::default(),
         }
     }
 }
@@ -142,7 +146,115 @@ impl DpSgdConfig {
             .map_err(|e| nested("teacher.optimizer", &e))?;
         self.schedule
             .validate()
-            .map_err(|e| nested("teacher.schedule", &e))
+            .map_err(|e| nested("teacher.schedule", &e))?;
+        self.lora.validate()
+    }
+}
+
+/// `[teacher.lora]`: DP-LoRA (Yu et al., ICLR 2022, "Differentially Private Fine-tuning of
+/// Language Models"; Kurakin et al. 2023). With `rank > 0` every DP training of the run
+/// (the teacher, the DP-SGD student, DPKD's teacher and student) adapts its starting model
+/// with `causal_lm::LoraGpt2` (base frozen, adapters `A` seeded from the run's public seed,
+/// `B = 0`), DP-SGD trains the adapters only, and the finished model is merged back into a
+/// plain GPT-2 (`W ← W + (α/r)·A·B`) for every later use. The guarantee is the same (ε, δ):
+/// the adapters are the output of the same DP-SGD mechanism (same q, σ, steps, clipping
+/// norm), and the merged model is post-processing of them and of the public starting model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpLoraConfig {
+    /// Rank `r` of every adapter; 0 (the default): no LoRA, DP-SGD trains every parameter.
+    /// At most the width (`n_embd`) of every model a DP training adapts.
+    pub rank: usize,
+    /// Scale numerator `α` (the adapters add `(α/r)·B(A x)`); unset (the default): `2·rank`,
+    /// a scale of 2 whatever the rank, so changing the rank keeps the step size of the
+    /// update. Finite and > 0 when set.
+    pub alpha: Option<f64>,
+    /// The adapted projections of every block (default all four: `attn.c_attn`,
+    /// `attn.c_proj`, `mlp.c_fc`, `mlp.c_proj`); not empty, no repeats.
+    pub projections: Vec<LoraProjection>,
+}
+
+impl Default for DpLoraConfig {
+    fn default() -> Self {
+        Self {
+            rank: 0,
+            alpha: None,
+            projections: LoraProjection::ALL.to_vec(),
+        }
+    }
+}
+
+impl DpLoraConfig {
+    /// Whether DP-SGD trains adapters (`rank > 0`).
+    pub fn enabled(&self) -> bool {
+        self.rank > 0
+    }
+
+    /// `α`: the configured one, else `2·rank`.
+    pub fn alpha(&self) -> f64 {
+        self.alpha.unwrap_or(2.0 * self.rank as f64)
+    }
+
+    /// The adapters' configuration with `A` drawn from the public `seed`; `None` when off.
+    pub fn adapters(&self, seed: u64) -> Option<LoraConfig> {
+        self.enabled().then(|| {
+            LoraConfig::new(self.rank, self.alpha())
+                .with_projections(&self.projections)
+                .with_seed(seed)
+        })
+    }
+
+    /// What a run depends on, as one line (`None` when off): the rank, the resolved `α` and
+    /// the projections, e.g. `rank 2, alpha 4, attn.c_attn mlp.c_fc`.
+    pub fn describe(&self) -> Option<String> {
+        self.enabled().then(|| {
+            let projections: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
+            format!(
+                "rank {}, alpha {}, {}",
+                self.rank,
+                self.alpha(),
+                projections.join(" ")
+            )
+        })
+    }
+
+    /// Refuses a rank above 16384, an `alpha` that is not finite and > 0, and an empty or
+    /// repeating projection list, naming the field (`teacher.lora.rank`, …). The rank is
+    /// checked against each adapted model's width by `PipelineConfig::validate` (fresh
+    /// models) and before the first release (starting checkpoints).
+    pub fn validate(&self) -> Result<(), DistilDpError> {
+        if self.rank > MAX_WIDTH {
+            return Err(bad(
+                "teacher.lora.rank",
+                self.rank,
+                "an integer in [0, n_embd] (0: no LoRA)",
+            ));
+        }
+        if let Some(alpha) = self.alpha {
+            finite_positive("teacher.lora.alpha", alpha)?;
+        }
+        let unique: std::collections::HashSet<_> = self.projections.iter().collect();
+        if self.projections.is_empty() || unique.len() != self.projections.len() {
+            return Err(bad(
+                "teacher.lora.projections",
+                format!("{:?}", self.projections),
+                "a non-empty list without repeats of \"attn.c_attn\", \"attn.c_proj\", \"mlp.c_fc\", \"mlp.c_proj\"",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a rank above the width `n_embd` of a model a DP training adapts (`model`:
+    /// `teacher.model`, …, or a checkpoint's path, for the message).
+    pub fn check_width(&self, n_embd: usize, model: &str) -> Result<(), DistilDpError> {
+        if self.rank > n_embd {
+            return Err(DistilDpError::InvalidArgument {
+                field: "teacher.lora.rank",
+                value: format!("{} (the width n_embd of {model} is {n_embd})", self.rank),
+                expected: "an integer in [0, n_embd] for every model a DP training adapts (0: no LoRA)",
+            });
+        }
+        Ok(())
     }
 }
 

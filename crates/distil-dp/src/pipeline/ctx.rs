@@ -47,6 +47,8 @@ pub(super) struct Ctx<'a, B: AutodiffBackend> {
     pub(super) warnings: Vec<String>,
     /// The public perplexity of each model pre-trained (stage 0) in this invocation.
     pub(super) pretrained: Vec<crate::teacher_check::Pretrained>,
+    /// What each DP training trained or loaded in this invocation trained (LoRA or not).
+    pub(super) dp_trainings: Vec<crate::dp_train::DpFineTuning>,
 }
 
 /// A finished model of the run and how it was made.
@@ -124,6 +126,7 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
             codes: None,
             warnings: Vec::new(),
             pretrained: Vec::new(),
+            dp_trainings: Vec::new(),
         })
     }
 

@@ -1,12 +1,14 @@
 //! The DP-SGD trainings of the table: the teacher (stage 1, after the label histogram in one
 //! ledger), the DP-SGD student and DPKD (the baselines), each trained when its stage runs and
-//! loaded otherwise; and a teacher worker of a training spread over processes.
+//! loaded otherwise; and a teacher worker of a training spread over processes. With
+//! `[teacher.lora]` each of them trains LoRA adapters on its frozen starting model and
+//! releases the merged model.
 
 use std::borrow::Cow;
 
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
-use causal_lm::Gpt2;
+use causal_lm::{Gpt2, LoraGpt2};
 use dp_accounting::PrivacyLedger;
 
 use super::Stage;
@@ -15,11 +17,31 @@ use super::log_step;
 use super::trainings::{DpSgd, PrivateData, Training, TrainingId};
 use crate::blocks::KdBlocks;
 use crate::config::PipelineConfig;
-use crate::dp_train::{DpTraining, PrivateExamples, Processes, Progress, train};
+use crate::dp_train::{DpModel, DpTraining, PrivateExamples, Processes, Progress, train};
 use crate::error::DistilDpError;
 
 /// The trainings a run has finished (or loaded) so far, in the table's order.
 pub(super) type Done<B> = Vec<(TrainingId, Trained<B>)>;
+
+/// What a DP training's DP-SGD trains: its starting model, or (`[teacher.lora]`) that model
+/// frozen with LoRA adapters.
+enum DpStart<B: AutodiffBackend> {
+    /// Every parameter.
+    Full(Gpt2<B>),
+    /// The adapters only.
+    Lora(LoraGpt2<B>),
+}
+
+/// A per-example loss of both kinds of model DP-SGD trains.
+trait DpData<B: AutodiffBackend>:
+    PrivateExamples<B, Gpt2<B>> + PrivateExamples<B, LoraGpt2<B>> + Send
+{
+}
+
+impl<B: AutodiffBackend, L> DpData<B> for L where
+    L: PrivateExamples<B, Gpt2<B>> + PrivateExamples<B, LoraGpt2<B>> + Send
+{
+}
 
 /// The model of `id` among `done`.
 pub(super) fn find<B: AutodiffBackend>(done: &Done<B>, id: TrainingId) -> Option<&Trained<B>> {
@@ -109,7 +131,10 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
             teacher.name,
             serde_json::json!({"event": "worker-start", "rank": processes.rank, "world": processes.world}),
         );
-        let steps = crate::dp_train::follow(&training, processes, initial, &mut data)?;
+        let steps = match self.dp_start(teacher, initial)? {
+            DpStart::Full(model) => crate::dp_train::follow(&training, processes, model, &mut data),
+            DpStart::Lora(model) => crate::dp_train::follow(&training, processes, model, &mut data),
+        }?;
         self.rep.event(
             teacher.name,
             serde_json::json!({"event": "worker-done", "rank": processes.rank, "steps": steps}),
@@ -117,12 +142,47 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
         Ok(())
     }
 
+    /// `initial` as `training`'s DP-SGD trains it: itself, or with `[teacher.lora]` frozen
+    /// under adapters whose `A` is drawn from the public seed of the architecture (the run's
+    /// `seed` plus its offset), the same on every worker and every resume.
+    fn dp_start(&self, training: &Training, initial: Gpt2<B>) -> Result<DpStart<B>, DistilDpError> {
+        let lora = &self.config.teacher.lora;
+        let seed = self
+            .config
+            .seed
+            .wrapping_add(training.architecture.seed_offset());
+        let Some(adapters) = lora.adapters(seed) else {
+            return Ok(DpStart::Full(initial));
+        };
+        let model = training.architecture.model(self.config);
+        let name = model.checkpoint.as_ref().map_or_else(
+            || format!("{} model", training.name),
+            |p| p.display().to_string(),
+        );
+        lora.check_width(initial.config.n_embd, &name)?;
+        Ok(DpStart::Lora(adapters.init(initial, &self.device)?))
+    }
+
     /// Runs (or loads) one DP-SGD training from `initial` on `data` after the releases in
-    /// `prior`.
-    fn dp_train<L: PrivateExamples<B> + Send>(
+    /// `prior`, with LoRA when `[teacher.lora]` asks (the released model is then merged).
+    fn dp_train<L: DpData<B>>(
         &mut self,
         training: &'static Training,
         initial: Gpt2<B>,
+        data: &mut L,
+        prior: PrivacyLedger,
+    ) -> Result<Trained<B>, DistilDpError> {
+        match self.dp_start(training, initial)? {
+            DpStart::Full(model) => self.dp_train_model(training, model, data, prior),
+            DpStart::Lora(model) => self.dp_train_model(training, model, data, prior),
+        }
+    }
+
+    /// Runs (or loads) one DP-SGD training of `model` (a GPT-2 or its adapters).
+    fn dp_train_model<M: DpModel<B>, L: PrivateExamples<B, M> + Send>(
+        &mut self,
+        training: &'static Training,
+        model: M,
         data: &mut L,
         prior: PrivacyLedger,
     ) -> Result<Trained<B>, DistilDpError> {
@@ -138,12 +198,12 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
         )?;
         let limit = self.mode(training).step_limit();
         let rep = &mut *self.rep;
-        let (progress, summary) =
-            train(&settings, initial, data, prior, &dir, limit, &mut |line| {
-                log_step(rep, training.name, line)
-            })?;
+        let (progress, summary) = train(&settings, model, data, prior, &dir, limit, &mut |line| {
+            log_step(rep, training.name, line)
+        })?;
         match progress {
             Progress::Done(model) => {
+                let fine_tuning = model.fine_tuning(training.name);
                 self.rep.event(
                     training.name,
                     serde_json::json!({
@@ -151,10 +211,12 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
                         "epsilon": summary.epsilon,
                         "noise_multiplier": summary.noise_multiplier,
                         "steps": summary.steps,
+                        "trainable_parameters": fine_tuning.trainable_parameters,
                     }),
                 );
+                self.dp_trainings.push(fine_tuning);
                 Ok(Trained {
-                    model,
+                    model: model.released(),
                     dp: Some(summary),
                 })
             }

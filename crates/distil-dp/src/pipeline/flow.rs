@@ -131,6 +131,7 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
         report.pretraining = std::mem::take(&mut self.pretrained);
         let warnings = crate::teacher_check::pretraining_warnings(&report.pretraining);
         report.privacy.notes.extend(warnings);
+        report.dp_trainings = std::mem::take(&mut self.dp_trainings);
         report.write(&self.dir)?;
         self.rep.event(
             Stage::Evaluate.name(),

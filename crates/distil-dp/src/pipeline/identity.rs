@@ -68,7 +68,12 @@ const DP_SGD: &[&str] = &[
     "teacher.clipping",
     "teacher.optimizer",
     "teacher.schedule",
+    LORA,
 ];
+/// DP-LoRA, one entry (`rank 2, alpha 4, attn.c_attn …`, the resolved α) and only when on:
+/// a run without LoRA has the identity it had before the key existed, so its directory
+/// stays usable, and turning LoRA on or off, or changing any of its fields, names this key.
+const LORA: &str = "teacher.lora";
 
 impl Part {
     /// Every part.
@@ -187,6 +192,10 @@ impl Part {
         let table = toml::Table::try_from(config).expect("a config serialises");
         let mut settings = BTreeMap::new();
         for key in self.keys() {
+            if key == LORA {
+                settings.extend(config.teacher.lora.describe().map(|d| (key.to_string(), d)));
+                continue;
+            }
             let mut value: Option<&toml::Value> = None;
             let mut table = Some(&table);
             for p in key.split('.') {

@@ -175,15 +175,19 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
     }
 
     /// Loads every starting checkpoint a training of this run reads (and checks it against
-    /// the tokenizer and the block size), so a bad path fails before any release.
+    /// the tokenizer, the block size and, for a DP training, `teacher.lora.rank`), so a bad
+    /// path fails before any release.
     fn check_starting_checkpoints(&self, makes: &[Part]) -> Result<(), DistilDpError> {
-        let uses = |architecture: Architecture| {
+        let trained = |architecture: Architecture, dp_only: bool| {
             TRAININGS.iter().any(|t| {
                 t.method != Method::Pretraining
+                    && (!dp_only || t.dp_sgd().is_some())
+                    && t.enabled(self.config)
                     && t.architecture == architecture
                     && makes.contains(&t.part)
             })
         };
+        let uses = |architecture: Architecture| trained(architecture, false);
         for (architecture, field) in [
             (Architecture::Teacher, "teacher.model.checkpoint"),
             (Architecture::Student, "student.model.checkpoint"),
@@ -200,6 +204,13 @@ impl<B: AutodiffBackend> Ctx<'_, B> {
                 message: format!("{field} = {}: {e}", path.display()),
             })?;
             self.check_vocabulary(path, gpt.config.vocab_size)?;
+            if trained(architecture, true) {
+                let name = format!("{field} = {}", path.display());
+                self.config
+                    .teacher
+                    .lora
+                    .check_width(gpt.config.n_embd, &name)?;
+            }
             if gpt.config.n_positions < self.config.teacher.block_size {
                 return Err(DistilDpError::Config {
                     message: format!(
