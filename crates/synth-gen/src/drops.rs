@@ -4,14 +4,14 @@
 //! [`JsonlSink`]: crate::JsonlSink
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::SynthGenError;
-use crate::output::{io, parse_line};
+use crate::lines::{complete_lines, open_if_exists};
+use crate::output::parse_line;
 
 /// Why a generated sample was not written to the corpus. These are the only two places
 /// [`crate::JsonlSink::write`] (and [`crate::merge_shards`]) leave a sample out; a sample
@@ -119,50 +119,28 @@ impl DropEntry {
 /// A drop log's entries, the last per index, and the length in bytes of its complete lines
 /// (a last line cut short by a kill is left out). A missing log is empty.
 pub(crate) fn read_log(path: &Path) -> Result<(BTreeMap<u64, DropReason>, u64), SynthGenError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((BTreeMap::new(), 0)),
-        Err(e) => return Err(io(path, e)),
+    let mut entries = BTreeMap::new();
+    let Some(file) = open_if_exists(path)? else {
+        return Ok((entries, 0));
     };
-    let mut reader = BufReader::new(file);
-    let (mut entries, mut complete, mut number) = (BTreeMap::new(), 0u64, 0usize);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line).map_err(|e| io(path, e))?;
-        if n == 0 || !line.ends_with('\n') {
-            break;
-        }
-        number += 1;
-        let entry: DropEntry = serde_json::from_str(&line)
-            .map_err(|e| io(path, format!("line {number}: not a drop log entry ({e})")))?;
+    let complete = complete_lines(BufReader::new(file), path, |line| {
+        let entry: DropEntry =
+            serde_json::from_str(line).map_err(|e| format!("not a drop log entry ({e})"))?;
         entries.insert(entry.index, entry.reason);
-        complete += n as u64;
-    }
+        Ok(())
+    })?;
     Ok((entries, complete))
 }
 
 /// The sample indices a corpus file holds (none if it does not exist; a last line cut short
 /// is left out).
 pub(crate) fn corpus_indices(corpus: &Path) -> Result<HashSet<u64>, SynthGenError> {
-    let file = match File::open(corpus) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
-        Err(e) => return Err(io(corpus, e)),
-    };
-    let mut reader = BufReader::new(file);
-    let (mut indices, mut number) = (HashSet::new(), 0usize);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line).map_err(|e| io(corpus, e))?;
-        if n == 0 || !line.ends_with('\n') {
-            break;
-        }
-        number += 1;
-        let (index, _) =
-            parse_line(&line).map_err(|e| io(corpus, format!("line {number}: {e}")))?;
-        indices.insert(index);
+    let mut indices = HashSet::new();
+    if let Some(file) = open_if_exists(corpus)? {
+        complete_lines(BufReader::new(file), corpus, |line| {
+            indices.insert(parse_line(line)?.0);
+            Ok(())
+        })?;
     }
     Ok(indices)
 }

@@ -44,6 +44,7 @@ mod control;
 mod drops;
 mod error;
 mod generate;
+mod lines;
 mod output;
 pub mod processors;
 mod shard;

@@ -2,13 +2,14 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
 use crate::drops::{DropEntry, DropReason, Drops, count, drop_log, read_log};
 use crate::error::SynthGenError;
+use crate::lines::complete_lines;
 
 /// One synthetic sample: its index in the run, its text and its control-code labels.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,31 +88,16 @@ impl JsonlSink {
         let mut kept = HashSet::new();
         let mut next_index = 0u64;
         let mut written = 0u64;
-        let mut complete = 0u64; // bytes up to the last complete line
-        let mut reader = BufReader::new(&mut file);
-        let mut line = String::new();
-        let mut number = 0usize;
-        loop {
-            line.clear();
-            let n = reader.read_line(&mut line).map_err(|e| io(&path, e))?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
-            if !line.ends_with('\n') {
-                break; // cut short by an interruption: dropped below
-            }
-            let (index, text) =
-                parse_line(&line).map_err(|e| io(&path, format!("line {number}: {e}")))?;
+        let complete = complete_lines(BufReader::new(&mut file), &path, |line| {
+            let (index, text) = parse_line(line)?;
             if let Some(text) = text {
                 seen.insert(text);
             }
             next_index = next_index.max(index + 1);
             kept.insert(index);
             written += 1;
-            complete += n as u64;
-        }
-        drop(reader);
+            Ok(())
+        })?;
         file.set_len(complete).map_err(|e| io(&path, e))?;
         file.seek(SeekFrom::End(0)).map_err(|e| io(&path, e))?;
         let drop_path = drop_log(&path);

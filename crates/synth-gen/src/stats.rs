@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::Path;
 
 use causal_lm::Tokenizer;
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{SynthGenError, invalid};
+use crate::lines::complete_lines;
 use crate::output::{Sample, io};
 
 /// The statistics of one group of samples (the whole corpus, or one control code's samples).
@@ -205,30 +206,21 @@ impl<'a> Tally<'a> {
 /// an [`SynthGenError::Io`] naming the file and the line.
 pub fn read_samples(path: &Path) -> Result<Vec<Sample>, SynthGenError> {
     let file = File::open(path).map_err(|e| io(path, e))?;
-    let mut reader = BufReader::new(file);
-    let (mut samples, mut number) = (Vec::new(), 0usize);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line).map_err(|e| io(path, e))?;
-        if n == 0 || !line.ends_with('\n') {
-            break;
-        }
-        number += 1;
-        let at = |e: String| io(path, format!("line {number}: {e}"));
-        let value: Value = serde_json::from_str(&line)
-            .map_err(|e| at(format!("not a sample written by synth-gen ({e})")))?;
+    let mut samples = Vec::new();
+    complete_lines(BufReader::new(file), path, |line| {
+        let value: Value = serde_json::from_str(line)
+            .map_err(|e| format!("not a sample written by synth-gen ({e})"))?;
         let Value::Object(object) = value else {
-            return Err(at("not a JSON object".into()));
+            return Err("not a JSON object".into());
         };
         let index = object
             .get("index")
             .and_then(Value::as_u64)
-            .ok_or_else(|| at("no integer \"index\" field".into()))?;
+            .ok_or("no integer \"index\" field")?;
         let text = object
             .get("text")
             .and_then(Value::as_str)
-            .ok_or_else(|| at("no string \"text\" field".into()))?
+            .ok_or("no string \"text\" field")?
             .to_string();
         let mut labels: Vec<(String, String)> = object
             .iter()
@@ -241,7 +233,8 @@ pub fn read_samples(path: &Path) -> Result<Vec<Sample>, SynthGenError> {
             text,
             labels,
         });
-    }
+        Ok(())
+    })?;
     Ok(samples)
 }
 
