@@ -6,9 +6,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 use train_kit::{ExampleLoss, LayerTap, Replicate};
 
 use crate::error::CausalLmError;
-use crate::lora::LoraGpt2;
 use crate::loss::next_token_nll;
-use crate::model::Gpt2;
+use crate::tapped::TappedLm;
 use crate::tokenizer::{PaddingSide, Tokenizer};
 
 /// Texts as `block`-token rows (right-padded, end-of-text appended, longer texts cut), kept
@@ -179,29 +178,15 @@ impl<B: Backend> TokenBlocks<B> {
 
 /// Each row's mean next-token NLL over its real tokens: depends on that row only, as DP-SGD
 /// requires.
-impl<B: AutodiffBackend> ExampleLoss<B, Gpt2<B>> for TokenBlocks<B> {
+impl<B: AutodiffBackend, M: TappedLm<B>> ExampleLoss<B, M> for TokenBlocks<B> {
     fn losses<T: LayerTap<B>>(
         &mut self,
-        model: &Gpt2<B>,
+        model: &M,
         examples: &[usize],
         tap: &mut T,
     ) -> Tensor<B, 1> {
         let (ids, mask) = self.rows(examples);
-        let logits = model.forward_tapped(ids.clone(), Some(mask.clone()), tap);
-        next_token_nll(logits, ids, Some(mask))
-    }
-}
-
-/// The same per-row loss through a LoRA-adapted model (only the adapters are trainable).
-impl<B: AutodiffBackend> ExampleLoss<B, LoraGpt2<B>> for TokenBlocks<B> {
-    fn losses<T: LayerTap<B>>(
-        &mut self,
-        model: &LoraGpt2<B>,
-        examples: &[usize],
-        tap: &mut T,
-    ) -> Tensor<B, 1> {
-        let (ids, mask) = self.rows(examples);
-        let logits = model.forward_tapped(ids.clone(), Some(mask.clone()), tap);
+        let logits = model.tapped_logits(ids.clone(), mask.clone(), tap);
         next_token_nll(logits, ids, Some(mask))
     }
 }

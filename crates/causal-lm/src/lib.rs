@@ -50,6 +50,7 @@ mod lora;
 mod loss;
 mod model;
 mod perplexity;
+mod tapped;
 mod tokenizer;
 
 pub use attention::Attention;
@@ -63,4 +64,5 @@ pub use lora::{BlockAdapters, LoraAdapter, LoraConfig, LoraGpt2, LoraProjection}
 pub use loss::next_token_nll;
 pub use model::{Block, Gpt2, Mlp};
 pub use perplexity::{PerplexityReport, perplexity, text_nll};
+pub use tapped::TappedLm;
 pub use tokenizer::{END_OF_TEXT, EncodedBatch, PADDING, PaddingSide, Tokenizer, TokenizerTrainer};

@@ -6,10 +6,9 @@
 //! [`PrivateExamples`]: crate::dp_train::PrivateExamples
 
 use burn::module::Module;
-use burn::tensor::Int;
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
-use causal_lm::{Gpt2, LoraGpt2};
+use causal_lm::{Gpt2, TappedLm};
 use dp_optim::{ExampleLoss, LayerTap};
 
 /// The private rows of the teacher and the student baselines: causal-lm's (re-exported here
@@ -37,37 +36,6 @@ pub struct KdBlocks<'a, B: AutodiffBackend> {
     /// λ and τ (α must be 0: no hidden states here).
     pub loss: kd_losses::DistillConfig,
 }
-
-/// A GPT-2 whose every parameterised layer runs through a [`LayerTap`] (what DP-SGD's
-/// clipping paths need): a plain [`Gpt2`], or a [`LoraGpt2`] (DP-LoRA: the adapters run
-/// through the tap too, the frozen base's records are ignored).
-pub trait TappedLm<B: AutodiffBackend> {
-    /// Logits `[batch, seq, vocab]` of `ids` under `mask`, every layer through `tap`.
-    fn tapped_logits<T: LayerTap<B>>(
-        &self,
-        ids: Tensor<B, 2, Int>,
-        mask: Tensor<B, 2, Int>,
-        tap: &mut T,
-    ) -> Tensor<B, 3>;
-}
-
-/// [`TappedLm`] of models with their own `forward_tapped(ids, mask, tap)`.
-macro_rules! tapped_lm {
-    ($($model:ident),*) => {$(
-        impl<B: AutodiffBackend> TappedLm<B> for $model<B> {
-            fn tapped_logits<T: LayerTap<B>>(
-                &self,
-                ids: Tensor<B, 2, Int>,
-                mask: Tensor<B, 2, Int>,
-                tap: &mut T,
-            ) -> Tensor<B, 3> {
-                self.forward_tapped(ids, Some(mask), tap)
-            }
-        }
-    )*};
-}
-
-tapped_lm!(Gpt2, LoraGpt2);
 
 /// The student is any [`TappedLm`]: a GPT-2, or (DP-LoRA) its adapters alone trained.
 impl<B: AutodiffBackend, M: TappedLm<B>> ExampleLoss<B, M> for KdBlocks<'_, B> {
