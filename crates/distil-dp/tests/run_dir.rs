@@ -34,6 +34,16 @@ fn opening_writes_nothing_and_each_part_is_judged_by_what_it_depends_on() {
     more_workers.checkpoint_every = 7;
     identity::check(&dir, &more_workers, &data, &[Part::DistilDp], &[], true)
         .expect("workers and the checkpoint cadence are no part's identity");
+    let mut stage0 = c.clone();
+    stage0.teacher.model.pretrain_schedule = stage0.student.model.pretrain_schedule.clone();
+    stage0.teacher.model.pretrain_batch_size = 8;
+    identity::check(&dir, &stage0, &data, &[Part::DistilDp], &[], true)
+        .expect("stage-0 settings of a model that is not pre-trained are no part's identity");
+    stage0.teacher.model.pretrain_steps = 10;
+    let e = identity::check(&dir, &stage0, &data, &[Part::DistilDp], &[], true)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("teacher.model.pretrain_"), "{e}");
     let mut other = c.clone();
     other.privacy.epsilon = 8.0;
     let e = identity::check(&dir, &other, &data, &[Part::DistilDp], &[], true)

@@ -215,6 +215,20 @@ impl Part {
         if self != Part::OnPolicy {
             settings.retain(|k, _| !k.starts_with("student.on_policy."));
         }
+        // a model's stage-0 settings matter only when it is pre-trained: without stage 0 its
+        // releases keep the identity they had before those settings existed
+        for (section, model) in [
+            ("teacher.model.", &config.teacher.model),
+            ("student.model.", &config.student.model),
+        ] {
+            if model.pretrain_steps == 0 {
+                settings.retain(|k, _| {
+                    k.strip_prefix(section).is_none_or(|field| {
+                        !field.starts_with("pretrain_") || field == "pretrain_steps"
+                    })
+                });
+            }
+        }
         PartIdentity {
             data: data.clone(),
             settings,
