@@ -220,15 +220,13 @@ pub fn distill<B: AutodiffBackend>(
                 projection: None,
             }),
         )?;
-        let loss = terms.loss();
-        let value = loss.clone().into_scalar();
-        let grads = GradientsParams::from_grads(loss.backward(), &student);
         let lr = settings.schedule.lr(state.steps_taken, planned);
-        student = optim.step(lr, student, grads);
+        let now;
+        (student, now) = descend(terms.loss(), student, &mut optim, lr);
         drop(serial);
         state.steps_taken += 1;
         taken_now += 1;
-        let (steps, now) = (state.steps_taken, num(value));
+        let steps = state.steps_taken;
         after_step(steps, planned, cadence, now, start, log, || {
             save(&student, &optim, &state)
         })?;
@@ -236,6 +234,19 @@ pub fn distill<B: AutodiffBackend>(
     finish(state.steps_taken, planned, student, |s| {
         save(s, &optim, &state)
     })
+}
+
+/// One optimiser step of `student` on the batch's `loss` at `lr`: the updated model and the
+/// loss's value.
+pub(crate) fn descend<B: AutodiffBackend>(
+    loss: Tensor<B, 1>,
+    student: Gpt2<B>,
+    optim: &mut DynOptimizer<Gpt2<B>, B>,
+    lr: f64,
+) -> (Gpt2<B>, f64) {
+    let value = num(loss.clone().into_scalar());
+    let grads = GradientsParams::from_grads(loss.backward(), &student);
+    (optim.step(lr, student, grads), value)
 }
 
 /// After a step of a non-private training: a checkpoint when `cadence` says so, then the

@@ -27,7 +27,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
-use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData};
 use causal_lm::Gpt2;
@@ -40,7 +39,7 @@ use train_kit::files::readable_dir;
 use train_kit::{Cadence, DynOptimizer};
 
 use crate::config::OnPolicyConfig;
-use crate::distill::{after_step, finish, load_checkpoint, num, optimizer, save_checkpoint};
+use crate::distill::{after_step, descend, finish, load_checkpoint, optimizer, save_checkpoint};
 use crate::dp_train::Progress;
 use crate::error::DistilDpError;
 use crate::progress::StepLine;
@@ -246,14 +245,13 @@ pub fn on_policy<B: AutodiffBackend>(
             Some(counted),
         )?
         .mean();
-        let value = loss.clone().into_scalar();
-        let grads = GradientsParams::from_grads(loss.backward(), &student);
         let lr = settings.schedule.lr(step, planned);
-        student = optim.step(lr, student, grads);
+        let now;
+        (student, now) = descend(loss, student, &mut optim, lr);
         drop(serial);
         state.steps_taken += 1;
         taken_now += 1;
-        let (steps, now) = (state.steps_taken, num(value));
+        let steps = state.steps_taken;
         after_step(steps, planned, cadence, now, start, log, || {
             save(&student, &optim, &state)
         })?;
