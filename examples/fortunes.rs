@@ -18,7 +18,7 @@
 //! get it and exits.
 //!
 //! The best settings measured so far (`docs/results.md`: the DistilDP student 15.7 % below the
-//! DP-SGD student, mean of two runs, about 40 minutes on 2 cores):
+//! DP-SGD student at the same settings, mean of two runs; about half an hour on 2 cores):
 //!
 //! ```sh
 //! cargo run --release --example fortunes -- data.max_records=3000 \
